@@ -1,0 +1,146 @@
+//! `coffer serve`: read the configuration and the keystore, then serve the API until SIGTERM
+//! or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use coffer_api::NodeInfo;
+use coffer_keystore::{KEYSTORE_FILE_NAME, Keystore};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::password;
+use crate::terminal::Terminal;
+
+/// The settings `serve` uses, validated.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub node_name: String,
+    pub cluster_name: String,
+    pub host: String,
+    pub port: u16,
+    pub data_path: PathBuf,
+    pub repo_paths: Vec<PathBuf>,
+}
+
+impl ServeConfig {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        if settings.get("http.tls.certificate")?.is_some()
+            || settings.get("http.tls.key")?.is_some()
+        {
+            // Refusing is safer than serving plain HTTP to someone who asked for TLS.
+            bail!(
+                "http.tls.certificate / http.tls.key are set, but this build of coffer cannot serve TLS yet; remove them or put a TLS-terminating proxy in front"
+            );
+        }
+        Ok(Self {
+            node_name: settings
+                .get("node.name")?
+                .map_or_else(host_name, str::to_owned),
+            cluster_name: settings.get("cluster.name")?.unwrap_or("coffer").to_owned(),
+            host: settings.get("http.host")?.unwrap_or("127.0.0.1").to_owned(),
+            port: settings.parse("http.port")?.unwrap_or(9200),
+            data_path: PathBuf::from(settings.get("path.data")?.unwrap_or("data")),
+            repo_paths: settings
+                .get_list("path.repo")
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+        })
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "coffer".to_owned())
+}
+
+/// Identity that must survive restarts, kept in `path.data/node.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct NodeState {
+    node_id: String,
+    cluster_uuid: String,
+}
+
+fn load_or_create_node_state(data: &Path) -> anyhow::Result<NodeState> {
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("creating path.data [{}]", data.display()))?;
+    let file = data.join("node.json");
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("[{}] is not valid node state", file.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let state = NodeState {
+                node_id: uuid::Uuid::new_v4().simple().to_string(),
+                cluster_uuid: uuid::Uuid::new_v4().simple().to_string(),
+            };
+            coffer_keystore::write_atomic(&file, &serde_json::to_vec_pretty(&state)?)?;
+            Ok(state)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading [{}]", file.display())),
+    }
+}
+
+/// Opens the keystore when there is one, so a wrong password or a damaged file stops the
+/// service at start rather than at the first S3 request.
+fn open_keystore(config_dir: &Path) -> anyhow::Result<Option<Keystore>> {
+    let path = config_dir.join(KEYSTORE_FILE_NAME);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let terminal = Terminal::new(false);
+    let (pw, _) = password::existing(&path, Some(&terminal)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ks = Keystore::load(&path, &pw)
+        .with_context(|| format!("opening keystore [{}]", path.display()))?;
+    Ok(Some(ks))
+}
+
+pub fn run(config_dir: &Path, settings: &Settings) -> anyhow::Result<()> {
+    let config = ServeConfig::from_settings(settings)?;
+    let keystore = open_keystore(config_dir)?;
+    let state = load_or_create_node_state(&config.data_path)?;
+    tracing::info!(
+        node.name = %config.node_name,
+        path.data = %config.data_path.display(),
+        path.repo = ?config.repo_paths,
+        secure_settings = keystore.as_ref().map_or(0, |k| k.names().count()),
+        "starting coffer"
+    );
+    let node = NodeInfo {
+        name: config.node_name.clone(),
+        node_id: state.node_id,
+        cluster_name: config.cluster_name.clone(),
+        cluster_uuid: state.cluster_uuid,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding http.host:http.port [{addr}]"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        tracing::info!(%local, "coffer listening on http://{local}");
+        axum::serve(listener, coffer_api::router(node))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
