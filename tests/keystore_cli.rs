@@ -583,3 +583,62 @@ fn help_and_version_exit_zero() {
         .success();
     let _ = Path::new("");
 }
+
+/// On a real terminal (a pty made by util-linux `script`), passwords and values are asked
+/// without echo, and a password is asked twice on `create -p`.
+#[test]
+fn interactive_prompts_on_a_terminal_do_not_echo() {
+    let env = Env::new();
+    let bin = assert_cmd::cargo::cargo_bin("coffer");
+    let run = |coffer_args: &str, typed: &[&str]| -> (bool, String) {
+        // Each line is typed after a pause so that it arrives once the prompt has turned
+        // echo off, as a person's typing would.
+        let feed: String = typed.iter().map(|t| format!("sleep 1; printf '%s\\n' '{t}'; ")).collect();
+        let cmd = format!(
+            "({feed} sleep 1) | script -qec \"'{}' --config-dir '{}' keystore {coffer_args}\" /dev/null",
+            bin.display(),
+            env.config().display()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .env_remove("COFFER_KEYSTORE_PASSWORD")
+            .env_remove("COFFER_KEYSTORE_NEW_PASSWORD")
+            .output()
+            .expect("util-linux `script` is needed for terminal tests (Debian package bsdutils)");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, screen) = run("create -p", &["tty-pass-1", "tty-pass-1"]);
+    assert!(ok, "{screen}");
+    assert!(screen.contains("Enter new password for the coffer keystore"), "{screen}");
+    assert!(screen.contains("Enter same password again"), "{screen}");
+    assert!(!screen.contains("tty-pass-1"), "password echoed: {screen}");
+    env.ks(&["has-passwd"]).assert().code(0);
+
+    let (ok, screen) = run("add s3.client.default.secret_key", &["tty-pass-1", "tty-secret-value"]);
+    assert!(ok, "{screen}");
+    assert!(screen.contains("Enter password for the coffer keystore"), "{screen}");
+    assert!(screen.contains("Enter value for s3.client.default.secret_key"), "{screen}");
+    assert!(!screen.contains("tty-secret-value"), "value echoed: {screen}");
+    env.ks(&["show", "s3.client.default.secret_key"])
+        .env("COFFER_KEYSTORE_PASSWORD", "tty-pass-1")
+        .assert()
+        .success()
+        .stdout("tty-secret-value\n");
+
+    let before = env.bytes();
+    let (ok, screen) = run("passwd", &["tty-pass-1", "new-1", "new-2"]);
+    assert!(!ok, "{screen}");
+    assert!(screen.contains("Passwords are not equal"), "{screen}");
+    assert_eq!(env.bytes(), before);
+
+    // A binary value is not dumped onto a terminal.
+    let file = env.dir.path().join("bin");
+    std::fs::write(&file, [0u8, 159, 146, 150, 255]).unwrap();
+    env.ks(&["add-file", "-f", "b", file.to_str().unwrap()])
+        .env("COFFER_KEYSTORE_PASSWORD", "tty-pass-1")
+        .assert()
+        .success();
+    let (ok, screen) = run("show b", &["tty-pass-1"]);
+    assert!(!ok, "{screen}");
+    assert!(screen.contains("is binary"), "{screen}");
+}
