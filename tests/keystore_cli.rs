@@ -593,7 +593,11 @@ fn interactive_prompts_on_a_terminal_do_not_echo() {
     let run = |coffer_args: &str, typed: &[&str]| -> (bool, String) {
         // Each line is typed after a pause so that it arrives once the prompt has turned
         // echo off, as a person's typing would.
-        let feed: String = typed.iter().map(|t| format!("sleep 1; printf '%s\\n' '{t}'; ")).collect();
+        let feed = typed.iter().fold(String::new(), |mut acc, t| {
+            use std::fmt::Write as _;
+            let _ = write!(acc, "sleep 1; printf '%s\\n' '{t}'; ");
+            acc
+        });
         let cmd = format!(
             "({feed} sleep 1) | script -qec \"'{}' --config-dir '{}' keystore {coffer_args}\" /dev/null",
             bin.display(),
@@ -605,20 +609,38 @@ fn interactive_prompts_on_a_terminal_do_not_echo() {
             .env_remove("COFFER_KEYSTORE_NEW_PASSWORD")
             .output()
             .expect("util-linux `script` is needed for terminal tests (Debian package bsdutils)");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     let (ok, screen) = run("create -p", &["tty-pass-1", "tty-pass-1"]);
     assert!(ok, "{screen}");
-    assert!(screen.contains("Enter new password for the coffer keystore"), "{screen}");
+    assert!(
+        screen.contains("Enter new password for the coffer keystore"),
+        "{screen}"
+    );
     assert!(screen.contains("Enter same password again"), "{screen}");
     assert!(!screen.contains("tty-pass-1"), "password echoed: {screen}");
     env.ks(&["has-passwd"]).assert().code(0);
 
-    let (ok, screen) = run("add s3.client.default.secret_key", &["tty-pass-1", "tty-secret-value"]);
+    let (ok, screen) = run(
+        "add s3.client.default.secret_key",
+        &["tty-pass-1", "tty-secret-value"],
+    );
     assert!(ok, "{screen}");
-    assert!(screen.contains("Enter password for the coffer keystore"), "{screen}");
-    assert!(screen.contains("Enter value for s3.client.default.secret_key"), "{screen}");
-    assert!(!screen.contains("tty-secret-value"), "value echoed: {screen}");
+    assert!(
+        screen.contains("Enter password for the coffer keystore"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Enter value for s3.client.default.secret_key"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("tty-secret-value"),
+        "value echoed: {screen}"
+    );
     env.ks(&["show", "s3.client.default.secret_key"])
         .env("COFFER_KEYSTORE_PASSWORD", "tty-pass-1")
         .assert()

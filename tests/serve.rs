@@ -109,7 +109,12 @@ fn serves_root_and_stops_cleanly_on_sigterm() {
     );
     let status = server.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
-    let log: Vec<String> = server.stderr.try_iter().collect();
+    // The reader thread forwards lines until end of file; take them all, not just those
+    // already forwarded when the process exited.
+    let mut log = Vec::new();
+    while let Ok(line) = server.stderr.recv_timeout(Duration::from_secs(10)) {
+        log.push(line);
+    }
     assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
 
     // The cluster identity survives a restart.
