@@ -1,0 +1,482 @@
+//! Restore of one index from a snapshot into a directory.
+//!
+//! Everything is built in a staging directory beside the target
+//! (`.<name>.restoring-<uuid>`): directories first, then file contents, downloaded
+//! concurrently as ranged reads of packs, every chunk verified against its SHA-256, then
+//! modes and times, then symlinks (last, so no earlier write can follow one). Only when every
+//! file is complete and synced is the staging directory swapped in, so a failed restore
+//! leaves the previous contents untouched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::envelope::Kind;
+use crate::model::{
+    ChunkRecord, FileEntry, FileKind, RepositoryData, ShardGeneration, ShardSnapshot,
+};
+use crate::paths::{join_inside, symlink_stays_inside};
+use crate::progress::{Progress, ShardProgress, Stage};
+use crate::repo::Repository;
+use crate::throttle::Throttle;
+use crate::{RepositoryError, Result, layout, pack};
+
+/// Reads closer than this are merged into one ranged GET.
+const MERGE_GAP: u64 = 256 << 10;
+/// No ranged GET spans more than this.
+const MAX_RANGE: u64 = 16 << 20;
+
+/// What a restore did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Files written.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes downloaded.
+    pub downloaded: u64,
+    /// Shards restored.
+    pub shards: u32,
+}
+
+/// One chunk's destinations in the staged files.
+struct Placement {
+    record: ChunkRecord,
+    targets: Vec<(usize, u64)>,
+}
+
+struct ShardPlan {
+    shard: u32,
+    files: Vec<FileEntry>,
+    /// Pack key → chunks to read from it, in pack order.
+    packs: BTreeMap<String, Vec<Placement>>,
+}
+
+async fn blocking_io<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RepositoryError::Storage {
+            operation: "restore task",
+            key: String::new(),
+            code: None,
+            message: e.to_string(),
+            retryable: false,
+        })?
+}
+
+/// Restores `index` as it was in snapshot `snapshot_uuid` into `target`, replacing what is
+/// there only once everything is ready. The caller ensures nothing else uses `target`.
+pub async fn restore_index(
+    repo: &Repository,
+    root: &RepositoryData,
+    snapshot_uuid: &str,
+    index: &str,
+    target: &Path,
+    progress: Arc<Progress>,
+) -> Result<RestoreStats> {
+    let entry = root
+        .indices
+        .get(index)
+        .ok_or_else(|| RepositoryError::NotFound {
+            key: format!("index [{index}] in the repository"),
+        })?;
+    let in_snapshot =
+        entry
+            .snapshots
+            .get(snapshot_uuid)
+            .ok_or_else(|| RepositoryError::NotFound {
+                key: format!("index [{index}] in snapshot [{snapshot_uuid}]"),
+            })?;
+
+    let mut plans = Vec::new();
+    for &shard in &in_snapshot.shards {
+        plans.push(
+            plan_shard(
+                repo,
+                &entry.id,
+                entry
+                    .shard_generations
+                    .get(shard as usize)
+                    .cloned()
+                    .flatten(),
+                shard,
+                snapshot_uuid,
+            )
+            .await?,
+        );
+    }
+
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let name = target
+        .file_name()
+        .map_or_else(|| "index".to_owned(), |n| n.to_string_lossy().into_owned());
+    let staging = parent.join(format!(
+        ".{name}.restoring-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    {
+        let (parent, staging) = (parent.clone(), staging.clone());
+        blocking_io(move || {
+            fs::create_dir_all(&parent).map_err(|e| RepositoryError::io("creating", &parent, e))?;
+            fs::create_dir(&staging)
+                .map_err(|e| RepositoryError::io("creating staging directory", &staging, e))
+        })
+        .await?;
+    }
+
+    let result = fill_staging(repo, &entry.id, index, &staging, plans, &progress).await;
+    match result {
+        Ok(stats) => {
+            let (staging2, target2) = (staging.clone(), target.to_path_buf());
+            blocking_io(move || swap_into_place(&staging2, &target2))
+                .await
+                .inspect_err(|_| {
+                    let _ = fs::remove_dir_all(&staging);
+                })?;
+            Ok(stats)
+        }
+        Err(e) => {
+            let staging = staging.clone();
+            let _ = blocking_io(move || {
+                fs::remove_dir_all(&staging)
+                    .map_err(|e| RepositoryError::io("removing", "staging", e))
+            })
+            .await;
+            Err(e)
+        }
+    }
+}
+
+async fn plan_shard(
+    repo: &Repository,
+    index_id: &str,
+    generation: Option<String>,
+    shard: u32,
+    snapshot_uuid: &str,
+) -> Result<ShardPlan> {
+    let snap: ShardSnapshot = repo
+        .get_meta(
+            &layout::shard_snapshot(index_id, shard, snapshot_uuid),
+            Kind::ShardSnapshot,
+        )
+        .await?;
+    let generation = generation.ok_or_else(|| {
+        RepositoryError::corrupted(
+            layout::shard_dir(index_id, shard),
+            "snapshot references a shard with no generation",
+        )
+    })?;
+    let gen_key = layout::shard_generation(index_id, shard, &generation);
+    let shard_gen: ShardGeneration = repo.get_meta(&gen_key, Kind::ShardGeneration).await?;
+    let mut location: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (p, pack) in shard_gen.packs.iter().enumerate() {
+        for (c, chunk) in pack.chunks.iter().enumerate() {
+            location.entry(chunk.hash()).or_insert((p, c));
+        }
+    }
+    let mut by_pack: BTreeMap<usize, BTreeMap<usize, Vec<(usize, u64)>>> = BTreeMap::new();
+    for (file_idx, file) in snap.files.iter().enumerate() {
+        crate::paths::validate_relative(&file.path)?;
+        if file.kind != FileKind::File {
+            continue;
+        }
+        let mut offset = 0u64;
+        for hash in &file.chunks {
+            let &(p, c) = location.get(hash.as_str()).ok_or_else(|| {
+                RepositoryError::corrupted(
+                    &gen_key,
+                    format!("chunk {hash} of [{}] is in no pack", file.path),
+                )
+            })?;
+            by_pack
+                .entry(p)
+                .or_default()
+                .entry(c)
+                .or_default()
+                .push((file_idx, offset));
+            offset += u64::from(shard_gen.packs[p].chunks[c].raw_len());
+        }
+        if offset != file.size {
+            return Err(RepositoryError::corrupted(
+                layout::shard_snapshot(index_id, shard, snapshot_uuid),
+                format!(
+                    "[{}] has {} bytes of chunks for a size of {}",
+                    file.path, offset, file.size
+                ),
+            ));
+        }
+    }
+    let packs = by_pack
+        .into_iter()
+        .map(|(p, chunks)| {
+            let pack = &shard_gen.packs[p];
+            let placements = chunks
+                .into_iter()
+                .map(|(c, targets)| Placement {
+                    record: pack.chunks[c].clone(),
+                    targets,
+                })
+                .collect();
+            (layout::pack(index_id, shard, &pack.id), placements)
+        })
+        .collect();
+    Ok(ShardPlan {
+        shard,
+        files: snap.files,
+        packs,
+    })
+}
+
+async fn fill_staging(
+    repo: &Repository,
+    index_id: &str,
+    index: &str,
+    staging: &Path,
+    plans: Vec<ShardPlan>,
+    progress: &Progress,
+) -> Result<RestoreStats> {
+    let throttle = Arc::new(Throttle::new(
+        repo.settings.max_restore_bytes_per_sec,
+        Arc::clone(&repo.clock),
+    ));
+    let mut stats = RestoreStats::default();
+    let _ = index_id;
+    for plan in plans {
+        let shard_progress = progress.shard(index, plan.shard);
+        shard_progress.start_ms.store(
+            repo.clock.now().timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        shard_progress.set_stage(Stage::Started);
+        let files = Arc::new(plan.files);
+        let staging = Arc::new(staging.to_path_buf());
+        {
+            let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
+            blocking_io(move || create_entries(&staging, &files)).await?;
+        }
+        for f in files.iter().filter(|f| f.kind == FileKind::File) {
+            ShardProgress::add(&shard_progress.total_files, 1);
+            ShardProgress::add(&shard_progress.total_bytes, f.size);
+            stats.files += 1;
+            stats.bytes += f.size;
+        }
+        let downloaded: u64 = stream::iter(
+            plan.packs
+                .into_iter()
+                .flat_map(|(key, placements)| ranges(&key, placements)),
+        )
+        .map(|(key, start, end, placements)| {
+            let (files, staging, throttle, shard_progress) = (
+                Arc::clone(&files),
+                Arc::clone(&staging),
+                Arc::clone(&throttle),
+                Arc::clone(&shard_progress),
+            );
+            async move {
+                throttle.acquire(end - start).await;
+                let data = repo.store.get_range(&key, start..end).await?;
+                ShardProgress::add(&shard_progress.processed_bytes, end - start);
+                blocking_io(move || {
+                    for p in &placements {
+                        let from = usize::try_from(p.record.offset() - start)
+                            .map_err(|_| RepositoryError::corrupted(&key, "offset"))?;
+                        let to = from + p.record.stored_len() as usize;
+                        let raw = pack::decode_chunk(&key, &p.record, &data[from..to])?;
+                        for &(file_idx, offset) in &p.targets {
+                            let path = staging.join(&files[file_idx].path);
+                            let f = OpenOptions::new()
+                                .write(true)
+                                .custom_flags(libc::O_NOFOLLOW)
+                                .open(&path)
+                                .map_err(|e| RepositoryError::io("opening", &path, e))?;
+                            f.write_all_at(&raw, offset)
+                                .map_err(|e| RepositoryError::io("writing", &path, e))?;
+                        }
+                    }
+                    Ok(end - start)
+                })
+                .await
+            }
+        })
+        .buffer_unordered(repo.settings.concurrency.max(1))
+        .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
+        .await?;
+        stats.downloaded += downloaded;
+        shard_progress.set_stage(Stage::Finalize);
+        {
+            let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
+            blocking_io(move || finish_entries(&staging, &files)).await?;
+        }
+        ShardProgress::add(
+            &shard_progress.processed_files,
+            ShardProgress::get(&shard_progress.total_files),
+        );
+        shard_progress.end_ms.store(
+            repo.clock.now().timestamp_millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        shard_progress.set_stage(Stage::Done);
+        stats.shards += 1;
+    }
+    Ok(stats)
+}
+
+/// Splits a pack's chunks into ranged reads: neighbours closer than `MERGE_GAP` share a
+/// read, no read exceeds `MAX_RANGE` (unless one chunk does).
+fn ranges(key: &str, mut placements: Vec<Placement>) -> Vec<(String, u64, u64, Vec<Placement>)> {
+    placements.sort_by_key(|p| p.record.offset());
+    let mut out: Vec<(String, u64, u64, Vec<Placement>)> = Vec::new();
+    for p in placements {
+        let (start, end) = (
+            p.record.offset(),
+            p.record.offset() + u64::from(p.record.stored_len()),
+        );
+        match out.last_mut() {
+            Some(last) if start <= last.2 + MERGE_GAP && end - last.1 <= MAX_RANGE => {
+                last.2 = last.2.max(end);
+                last.3.push(p);
+            }
+            _ => out.push((key.to_owned(), start, end, vec![p])),
+        }
+    }
+    out
+}
+
+/// Directories and empty files of the staged tree (files are created at their final size).
+fn create_entries(staging: &Path, files: &[FileEntry]) -> Result<()> {
+    for f in files {
+        let path = join_inside(staging, &f.path)?;
+        match f.kind {
+            FileKind::Dir => {
+                fs::create_dir_all(&path).map_err(|e| RepositoryError::io("creating", &path, e))?;
+            }
+            FileKind::File => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| RepositoryError::io("creating", parent, e))?;
+                }
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(|e| RepositoryError::io("creating", &path, e))?;
+                file.set_len(f.size)
+                    .map_err(|e| RepositoryError::io("sizing", &path, e))?;
+            }
+            FileKind::Symlink => {
+                let target = f.target.as_deref().unwrap_or_default();
+                if !symlink_stays_inside(&f.path, target) {
+                    return Err(RepositoryError::UnsafePath {
+                        path: format!("{} -> {target}", f.path),
+                        reason: "symlink target leaves the index",
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mtime(ns: i64) -> std::time::SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(u64::try_from(ns).unwrap_or(0))
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// Modes, times and durability, then symlinks; directories last and deepest first so that
+/// setting a directory's time is not undone by writing inside it.
+fn finish_entries(staging: &Path, files: &[FileEntry]) -> Result<()> {
+    for f in files.iter().filter(|f| f.kind == FileKind::File) {
+        let path = staging.join(&f.path);
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| RepositoryError::io("opening", &path, e))?;
+        file.set_permissions(fs::Permissions::from_mode(f.mode & 0o7777))
+            .map_err(|e| RepositoryError::io("setting mode", &path, e))?;
+        file.set_modified(mtime(f.mtime_ns))
+            .map_err(|e| RepositoryError::io("setting time", &path, e))?;
+        file.sync_all()
+            .map_err(|e| RepositoryError::io("syncing", &path, e))?;
+    }
+    for f in files.iter().filter(|f| f.kind == FileKind::Symlink) {
+        let path = staging.join(&f.path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| RepositoryError::io("creating", parent, e))?;
+        }
+        std::os::unix::fs::symlink(f.target.as_deref().unwrap_or_default(), &path)
+            .map_err(|e| RepositoryError::io("creating symlink", &path, e))?;
+    }
+    let mut dirs: Vec<&FileEntry> = files.iter().filter(|f| f.kind == FileKind::Dir).collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
+    for d in dirs {
+        let path = staging.join(&d.path);
+        fs::set_permissions(&path, fs::Permissions::from_mode(d.mode & 0o7777))
+            .map_err(|e| RepositoryError::io("setting mode", &path, e))?;
+        File::open(&path)
+            .and_then(|h| {
+                h.sync_all()?;
+                h.set_modified(mtime(d.mtime_ns))
+            })
+            .map_err(|e| RepositoryError::io("finishing directory", &path, e))?;
+    }
+    File::open(staging)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| RepositoryError::io("syncing", staging, e))
+}
+
+/// Puts the staged tree at `target`, moving any previous contents aside first and deleting
+/// them only once the new tree is in place.
+fn swap_into_place(staging: &Path, target: &Path) -> Result<()> {
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let old: Option<PathBuf> = if fs::symlink_metadata(target).is_ok() {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let aside = parent.join(format!(
+            ".{name}.replaced-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        fs::rename(target, &aside).map_err(|e| RepositoryError::io("moving aside", target, e))?;
+        Some(aside)
+    } else {
+        None
+    };
+    if let Err(e) = fs::rename(staging, target) {
+        if let Some(aside) = &old {
+            let _ = fs::rename(aside, target);
+        }
+        return Err(RepositoryError::io(
+            "moving restored index into place",
+            target,
+            e,
+        ));
+    }
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| RepositoryError::io("syncing", parent, e))?;
+    if let Some(aside) = old {
+        fs::remove_dir_all(&aside)
+            .map_err(|e| RepositoryError::io("removing previous contents", &aside, e))?;
+    }
+    Ok(())
+}
