@@ -16,3 +16,10 @@ ci:
 # Run the service with the default configuration directory (./config).
 serve:
     cargo run --release -- serve
+
+# Elasticsearch's YAML REST tests against coffer serve (docs/conformance.md). The specs and
+# tests come from COFFER_ES_YAML_DIR (default ../shared/conformance/es-yaml). A filter runs
+# some of them: `just conformance snapshot.get`.
+conformance *ARGS:
+    cargo build -p coffer --bin coffer
+    cargo run -p coffer-conformance -- {{ARGS}}

@@ -52,6 +52,8 @@ const FIXED_KEYS: &[&str] = &[
 ];
 const LIST_KEYS: &[&str] = &["path.repo"];
 const INDEX_SUFFIXES: &[&str] = &["path", "number_of_shards"];
+/// Known `s3.client.<name>.*` suffixes, used only to suggest a correction for a typo (the
+/// client crate decides what is valid).
 const S3_CLIENT_SUFFIXES: &[&str] = &[
     "endpoint",
     "protocol",
@@ -64,6 +66,7 @@ const S3_CLIENT_SUFFIXES: &[&str] = &[
     "proxy.port",
     "proxy.scheme",
     "ca_certificate",
+    "insecure",
 ];
 const S3_CLIENT_SECURE_SUFFIXES: &[&str] = &[
     "access_key",
@@ -103,6 +106,7 @@ impl Settings {
             check_key(key)?;
             settings.values.insert(key.to_owned(), value);
         }
+        settings.check_s3_clients()?;
         Ok(settings)
     }
 
@@ -121,6 +125,29 @@ impl Settings {
             check_key(key)?;
         }
         Ok(Self { values })
+    }
+
+    /// Every scalar setting whose key starts with `prefix`, flat (lists joined with commas).
+    pub fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::Scalar(s) => s.clone(),
+                    Value::List(l) => l.join(","),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Checks the `s3.client.*` settings as a whole with the S3 client's own parser (the
+    /// one that will use them), so values and combinations are validated at start-up.
+    pub fn check_s3_clients(&self) -> Result<(), ConfigError> {
+        coffer_client::settings::parse_settings(&self.with_prefix(coffer_client::settings::PREFIX))
+            .map(|_| ())
+            .map_err(|e| err(e.to_string()))
     }
 
     /// A scalar setting's value.
@@ -234,13 +261,18 @@ fn check_key(key: &str) -> Result<(), ConfigError> {
         && let Some((name, suffix)) = rest.split_once('.')
         && is_name_segment(name)
     {
-        if S3_CLIENT_SUFFIXES.contains(&suffix) {
-            return Ok(());
-        }
         if S3_CLIENT_SECURE_SUFFIXES.contains(&suffix) {
             return Err(err(format!(
                 "setting [{key}] is a secure setting and cannot be set in coffer.yml: store it in the keystore with 'coffer keystore add {key}'"
             )));
+        }
+        // The S3 client's parser is the authority on which keys exist; probe it with a
+        // value every known key accepts syntactically or rejects for its value only.
+        let probe: BTreeMap<String, String> = [(key.to_owned(), "1".to_owned())].into();
+        match coffer_client::settings::parse_settings(&probe) {
+            Ok(_) => return Ok(()),
+            Err(e) if !e.to_string().contains("unknown setting") => return Ok(()),
+            Err(_) => {}
         }
     }
     Err(err(match suggestion(key) {
@@ -325,6 +357,28 @@ mod tests {
         assert!(e.0.starts_with("unknown setting [http.prot]"), "{}", e.0);
         let e = Settings::parse_yaml("banana: 1\n").unwrap_err();
         assert_eq!(e.0, "unknown setting [banana]");
+    }
+
+    #[test]
+    fn s3_client_settings_are_checked_by_the_client_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Settings::load(
+            dir.path(),
+            &[
+                "s3.client.x.insecure=true".into(),
+                "s3.client.x.endpoint=http://127.0.0.1:9000".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            ok.with_prefix("s3.client.x.").len(),
+            2,
+            "keys the client knows are accepted"
+        );
+        let e = Settings::load(dir.path(), &["s3.client.x.protocol=ftp".into()]).unwrap_err();
+        assert!(e.0.contains("[s3.client.x.protocol]"), "{}", e.0);
+        let e = Settings::load(dir.path(), &["s3.client.x.proxy.port=80".into()]).unwrap_err();
+        assert!(e.0.contains("proxy.host"), "{}", e.0);
     }
 
     #[test]

@@ -4,9 +4,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use coffer_api::NodeInfo;
-use coffer_keystore::{KEYSTORE_FILE_NAME, Keystore};
+use coffer_api::{AppConfig, AppState, AttachedIndex, NodeInfo, SecureLoader};
+use coffer_client::{ClientOptions, ClientRegistry, Environment, SecureValue};
+use coffer_keystore::{KEYSTORE_FILE_NAME, Keystore, KeystoreError};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
@@ -22,6 +27,10 @@ pub struct ServeConfig {
     pub port: u16,
     pub data_path: PathBuf,
     pub repo_paths: Vec<PathBuf>,
+    /// `indices.<name>.path` (+ `.number_of_shards`).
+    pub attached: Vec<AttachedIndex>,
+    /// `s3.client.*`, flat.
+    pub s3_settings: BTreeMap<String, String>,
 }
 
 impl ServeConfig {
@@ -47,8 +56,45 @@ impl ServeConfig {
                 .into_iter()
                 .map(PathBuf::from)
                 .collect(),
+            attached: attached_indices(settings)?,
+            s3_settings: settings.with_prefix(coffer_client::settings::PREFIX),
         })
     }
+}
+
+fn attached_indices(settings: &Settings) -> anyhow::Result<Vec<AttachedIndex>> {
+    let mut out = Vec::new();
+    let flat = settings.with_prefix("indices.");
+    let names: std::collections::BTreeSet<&str> = flat
+        .keys()
+        .filter_map(|k| k.strip_prefix("indices.")?.rsplit_once('.').map(|(n, _)| n))
+        .collect();
+    for name in names {
+        let path = settings
+            .get(&format!("indices.{name}.path"))?
+            .with_context(|| {
+                format!("indices.{name}.number_of_shards is set but indices.{name}.path is missing")
+            })?;
+        let path = PathBuf::from(path);
+        if !path.is_dir() {
+            bail!(
+                "indices.{name}.path [{}] is not a directory",
+                path.display()
+            );
+        }
+        let shards: u32 = settings
+            .parse(&format!("indices.{name}.number_of_shards"))?
+            .unwrap_or(1);
+        if shards == 0 {
+            bail!("indices.{name}.number_of_shards must be at least 1");
+        }
+        out.push(AttachedIndex {
+            name: name.to_owned(),
+            path,
+            number_of_shards: shards,
+        });
+    }
+    Ok(out)
 }
 
 fn host_name() -> String {
@@ -99,15 +145,60 @@ fn open_keystore(config_dir: &Path) -> anyhow::Result<Option<Keystore>> {
     Ok(Some(ks))
 }
 
+/// The keystore's `s3.client.*` entries in the client crate's vocabulary.
+fn secure_values(keystore: Option<&Keystore>) -> BTreeMap<String, SecureValue> {
+    let Some(ks) = keystore else {
+        return BTreeMap::new();
+    };
+    ks.with_prefix(coffer_client::settings::PREFIX)
+        .into_iter()
+        .map(|(k, v)| {
+            let value = if v.is_file() {
+                SecureValue::Bytes(secrecy::SecretSlice::from(v.expose_bytes().to_vec()))
+            } else {
+                SecureValue::Text(SecretString::from(
+                    v.expose_str().unwrap_or_default().to_owned(),
+                ))
+            };
+            (k, value)
+        })
+        .collect()
+}
+
+/// What `reload_secure_settings` calls: open the keystore again with the password given in
+/// the request, or else from the usual non-interactive sources.
+fn secure_loader(config_dir: &Path) -> SecureLoader {
+    let path = config_dir.join(KEYSTORE_FILE_NAME);
+    Arc::new(move |given: Option<&SecretString>| {
+        let given = given.filter(|p| !p.expose_secret().is_empty());
+        if !path.exists() {
+            // As Elasticsearch: a password for a keystore that has none cannot be right.
+            return match given {
+                Some(_) => Err(KeystoreError::WrongPassword.to_string()),
+                None => Ok(BTreeMap::new()),
+            };
+        }
+        let pw = match given {
+            Some(p) => p.clone(),
+            None => password::existing(&path, None).map_err(|e| e.message)?.0,
+        };
+        let ks = Keystore::load(&path, &pw).map_err(|e| e.to_string())?;
+        Ok(secure_values(Some(&ks)))
+    })
+}
+
 pub fn run(config_dir: &Path, settings: &Settings) -> anyhow::Result<()> {
     let config = ServeConfig::from_settings(settings)?;
     let keystore = open_keystore(config_dir)?;
+    let secure = secure_values(keystore.as_ref());
+    let secure_count = keystore.as_ref().map_or(0, |k| k.names().count());
+    drop(keystore);
     let state = load_or_create_node_state(&config.data_path)?;
     tracing::info!(
         node.name = %config.node_name,
         path.data = %config.data_path.display(),
         path.repo = ?config.repo_paths,
-        secure_settings = keystore.as_ref().map_or(0, |k| k.names().count()),
+        secure_settings = secure_count,
         "starting coffer"
     );
     let node = NodeInfo {
@@ -119,17 +210,45 @@ pub fn run(config_dir: &Path, settings: &Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let app_config = AppConfig {
+        node,
+        data_path: config.data_path.clone(),
+        repo_paths: config.repo_paths.clone(),
+        attached: config.attached.clone(),
+        s3_settings: config.s3_settings.clone(),
+    };
     runtime.block_on(async move {
+        // The registry builds HTTP clients, which need the runtime.
+        let clients = ClientRegistry::new(
+            &config.s3_settings,
+            &secure,
+            &Environment::from_process(),
+            ClientOptions::default(),
+        )
+        .context("building the S3 clients")?;
+        drop(secure);
+        let state = AppState::open(
+            app_config,
+            clients,
+            secure_loader(config_dir),
+            Arc::new(coffer_repository::clock::SystemClock),
+        )
+        .map_err(|e| anyhow::anyhow!("loading the state in path.data: {e}"))?;
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding http.host:http.port [{addr}]"))?;
         let local: SocketAddr = listener.local_addr()?;
         tracing::info!(%local, "coffer listening on http://{local}");
-        axum::serve(listener, coffer_api::router(node))
-            .with_graceful_shutdown(shutdown_signal())
+        let stopping = state.clone();
+        axum::serve(listener, coffer_api::router(state.clone()))
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                stopping.begin_shutdown();
+            })
             .await
             .context("serving HTTP")?;
+        state.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -1,13 +1,29 @@
 //! coffer's Elasticsearch-compatible REST API.
 //!
-//! Today it answers `GET /` (and `HEAD /`) with the node's identity, and every other path with
-//! Elasticsearch's "no handler found" answer. The snapshot API arrives with the repository
-//! layer.
+//! The Elasticsearch `_snapshot` API over coffer's repository layer, plus the index,
+//! document, `_cat`, `_cluster/health` and `_nodes/reload_secure_settings` endpoints it needs.
+//! Module map: [`error`] (the ES error envelope), [`params`] (query and body checking),
+//! [`state`] (registered repositories, indices catalog, persistence), [`names`] (name rules,
+//! date math, wildcard expressions); the handlers live in private modules per family.
 
-use std::sync::Arc;
+pub use error::{ApiResult, EsError};
+pub use state::{AppConfig, AppState, AttachedIndex, SecureLoader};
+
+mod capabilities;
+pub mod error;
+pub mod indices;
+mod misc;
+pub mod names;
+pub mod params;
+pub mod persist;
+mod render;
+pub mod repo_settings;
+mod repos;
+mod snapshots;
+pub mod state;
 
 use axum::Router;
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -29,19 +45,112 @@ pub struct NodeInfo {
     pub cluster_uuid: String,
 }
 
-/// The HTTP router.
-pub fn router(node: NodeInfo) -> Router {
-    let node = Arc::new(node);
+/// Largest request body accepted (Elasticsearch's `http.max_content_length` default).
+pub const MAX_BODY: usize = 100 << 20;
+
+/// The HTTP router over `state`.
+pub fn router(state: AppState) -> Router {
+    use axum::routing::{delete, head, post, put};
     Router::new()
+        .route("/", get(info).head(info_head))
+        .route("/_capabilities", get(capabilities::handler))
+        .route("/_cluster/health", get(misc::health))
+        .route("/_cluster/health/{index}", get(misc::health))
         .route(
-            "/",
-            get(move || {
-                let node = Arc::clone(&node);
-                async move { root(&node) }
-            }),
+            "/_nodes/reload_secure_settings",
+            post(misc::reload_secure_settings),
+        )
+        .route(
+            "/_nodes/{node_id}/reload_secure_settings",
+            post(misc::reload_secure_settings),
+        )
+        .route("/_snapshot", get(repos::get))
+        .route("/_snapshot/_status", get(status_all))
+        .route(
+            "/_snapshot/{repository}",
+            get(repos::get)
+                .put(repos::put)
+                .post(repos::put)
+                .delete(repos::delete),
+        )
+        .route("/_snapshot/{repository}/_verify", post(repos::verify))
+        .route("/_snapshot/{repository}/_cleanup", post(repos::cleanup))
+        .route("/_snapshot/{repository}/_status", get(snapshots::status))
+        .route(
+            "/_snapshot/{repository}/{snapshot}",
+            get(snapshots::get)
+                .put(snapshots::create)
+                .post(snapshots::create)
+                .delete(snapshots::delete),
+        )
+        .route(
+            "/_snapshot/{repository}/{snapshot}/_status",
+            get(snapshots::status),
+        )
+        .route(
+            "/_snapshot/{repository}/{snapshot}/_restore",
+            post(snapshots::restore),
+        )
+        .route(
+            "/_snapshot/{repository}/{snapshot}/_clone/{target}",
+            put(snapshots::clone),
+        )
+        .route("/_cat/repositories", get(misc::cat_repositories))
+        .route("/_cat/snapshots", get(misc::cat_snapshots))
+        .route("/_cat/snapshots/{repository}", get(misc::cat_snapshots))
+        .route("/_cat/indices", get(misc::cat_indices))
+        .route("/_cat/indices/{index}", get(misc::cat_indices))
+        .route("/_count", get(indices::count).post(indices::count))
+        .route(
+            "/{index}",
+            put(indices::create)
+                .get(indices::get)
+                .delete(indices::delete)
+                .merge(head(indices::exists)),
+        )
+        .route("/{index}/_close", post(indices::close))
+        .route("/{index}/_open", post(indices::open))
+        .route("/{index}/_count", get(indices::count).post(indices::count))
+        .route("/{index}/_doc", post(indices::post_doc))
+        .route(
+            "/{index}/_doc/{id}",
+            put(indices::put_doc)
+                .post(indices::put_doc)
+                .get(indices::get_doc)
+                .merge(delete(indices::delete_doc)),
         )
         .fallback(no_handler)
-        .layer(axum::middleware::map_response(product_header))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(render::layer))
+        .with_state(state)
+}
+
+async fn status_all(
+    s: axum::extract::State<AppState>,
+    params: params::Params,
+) -> error::ApiResult<Response> {
+    snapshots::status(s, None, params).await
+}
+
+async fn info(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    params: params::Params,
+) -> error::ApiResult<Response> {
+    params.check(&[])?;
+    Ok(root(state.node()))
+}
+
+async fn info_head() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let body = json!({
+        "error": format!("Incorrect HTTP method for uri [{uri}] and method [{method}]"),
+        "status": 405,
+    });
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
 fn root(node: &NodeInfo) -> Response {
@@ -73,64 +182,5 @@ async fn no_handler(method: Method, uri: Uri) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
-/// Elasticsearch clients (elasticsearch-py 8, the Java client) check this header and refuse
-/// a server that does not send it.
-async fn product_header(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        "x-elastic-product",
-        HeaderValue::from_static("Elasticsearch"),
-    );
-    response
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    fn node() -> NodeInfo {
-        NodeInfo {
-            name: "n1".into(),
-            node_id: "id1".into(),
-            cluster_name: "coffer".into(),
-            cluster_uuid: "uuid1".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn root_answers_with_identity_and_product_header() {
-        let resp = router(node())
-            .oneshot(axum::http::Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers()["x-elastic-product"], "Elasticsearch");
-        let body: serde_json::Value =
-            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
-        assert_eq!(body["name"], "n1");
-        assert_eq!(body["cluster_name"], "coffer");
-        assert_eq!(body["cluster_uuid"], "uuid1");
-        assert_eq!(body["version"]["number"], ES_COMPAT_VERSION);
-    }
-
-    #[tokio::test]
-    async fn unknown_path_is_400_like_elasticsearch() {
-        let resp = router(node())
-            .oneshot(
-                axum::http::Request::get("/_nope")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-        let body: serde_json::Value =
-            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
-        assert_eq!(
-            body["error"],
-            "no handler found for uri [/_nope] and method [GET]"
-        );
-    }
-}
+mod tests;

@@ -389,7 +389,25 @@ struct Acquire<'a> {
     holder: &'a str,
 }
 
+/// Whether process `pid` exists on this host.
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 impl Acquire<'_> {
+    /// Whether `rec` may be taken over now: it expired (plus the skew margin), or it was
+    /// left by an earlier process of this very node that no longer runs. The node id lives
+    /// in `path.data`, so the same id means the same host, where the process table is the
+    /// truth: a node restarted after a crash does not wait out its own dead lease. A reused
+    /// pid only makes us wait, never take over a live lease.
+    fn may_take_over(&self, rec: &LeaseRecord) -> bool {
+        rec.is_stale(self.clock.now(), self.cfg.skew_margin)
+            || (!rec.node_id.is_empty()
+                && rec.node_id == self.owner.node_id
+                && rec.pid != self.owner.pid
+                && !process_alive(rec.pid))
+    }
+
     fn record(&self, previous_token: Option<u64>) -> LeaseRecord {
         let now = self.clock.now();
         LeaseRecord::new(
@@ -436,7 +454,7 @@ impl Acquire<'_> {
                 // Released between our create and our read: try again.
                 continue;
             };
-            if !current.is_stale(self.clock.now(), self.cfg.skew_margin) {
+            if !self.may_take_over(&current) {
                 return Err(current.locked_error());
             }
             let ours = self.record(Some(current.token));
@@ -478,10 +496,9 @@ impl Acquire<'_> {
     /// A node that believes the store lacks conditional writes uses lock objects instead; a
     /// live one of those also holds the repository. Our freshly created lease is removed.
     async fn refuse_if_fallback_holder(&self, key: &str) -> Result<()> {
-        let now = self.clock.now();
         for meta in self.store.list(layout::FALLBACK_LEASE_PREFIX).await? {
             if let Some((rec, _)) = read_record(self.store, &meta.key).await?
-                && !rec.is_stale(now, self.cfg.skew_margin)
+                && !self.may_take_over(&rec)
             {
                 self.store.delete_batch(&[key.to_owned()]).await?;
                 return Err(rec.locked_error());
@@ -493,7 +510,7 @@ impl Acquire<'_> {
     async fn fallback(&self, ours_key: &str) -> Result<(LeaseRecord, String)> {
         // A conditional-path lease written by a node that found the store strict.
         if let Some((rec, _)) = read_record(self.store, layout::LEASE).await?
-            && !rec.is_stale(self.clock.now(), self.cfg.skew_margin)
+            && !self.may_take_over(&rec)
         {
             return Err(rec.locked_error());
         }
@@ -536,7 +553,6 @@ impl Acquire<'_> {
     /// Scans the lock folder: deletes stale lock objects, fails with `Locked` on a live one
     /// that is not ours, and returns the highest token seen.
     async fn scan(&self, ours_key: &str) -> Result<Option<u64>> {
-        let now = self.clock.now();
         let mut max_token: Option<u64> = None;
         let mut stale = Vec::new();
         let mut live: Vec<LeaseRecord> = Vec::new();
@@ -549,7 +565,7 @@ impl Acquire<'_> {
                 continue;
             };
             max_token = max_token.max(Some(rec.token));
-            if rec.is_stale(now, self.cfg.skew_margin) {
+            if self.may_take_over(&rec) {
                 stale.push(meta.key);
             } else {
                 live.push(rec);

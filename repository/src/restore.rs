@@ -29,7 +29,7 @@ use crate::{RepositoryError, Result, layout, pack};
 /// Reads closer than this are merged into one ranged GET.
 const MERGE_GAP: u64 = 256 << 10;
 /// No ranged GET spans more than this.
-const MAX_RANGE: u64 = 16 << 20;
+const MAX_RANGE: u64 = 8 << 20;
 
 /// What a restore did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

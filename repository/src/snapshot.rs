@@ -130,7 +130,9 @@ pub async fn create_snapshot(
     let ctx = Ctx {
         repo,
         fence,
-        uploads: Arc::new(Semaphore::new(repo.settings.concurrency.max(1))),
+        // Each parallel shard may hold one reserved permit while it waits for its worker, so
+        // there are always more permits than shards.
+        uploads: Arc::new(Semaphore::new(repo.settings.concurrency.max(1) + workers())),
         throttle: Arc::new(Throttle::new(
             repo.settings.max_snapshot_bytes_per_sec,
             Arc::clone(&repo.clock),
@@ -513,11 +515,27 @@ async fn snapshot_shard(
     let mut uploaded = 0u64;
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut channel_open = true;
+    // An upload permit is reserved *before* a sealed pack is taken from the worker, and the
+    // reservation races the shard's own uploads in one `select!`: the uploads holding permits
+    // keep being polled while this shard waits for one. (Awaiting a permit inside a branch
+    // would stop polling them, and with every permit held by unpolled uploads the snapshot
+    // would deadlock.) Until a permit is reserved the worker blocks on its one-slot channel,
+    // which is what bounds memory.
+    let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
     while channel_open || !in_flight.is_empty() {
         tokio::select! {
-            sealed = rx.recv(), if channel_open => match sealed {
+            permit = Arc::clone(&ctx.uploads).acquire_owned(), if channel_open && reserved.is_none() => {
+                reserved = Some(permit.map_err(|e| RepositoryError::Storage {
+                    operation: "upload",
+                    key: String::new(),
+                    code: None,
+                    message: e.to_string(),
+                    retryable: false,
+                })?);
+            }
+            sealed = rx.recv(), if channel_open && reserved.is_some() => match sealed {
                 Some(pack) => {
-                    let permit = Arc::clone(&ctx.uploads).acquire_owned().await.map_err(|e| RepositoryError::Storage { operation: "upload", key: String::new(), code: None, message: e.to_string(), retryable: false })?;
+                    let permit = reserved.take();
                     let key = layout::pack(index_id, shard, &pack.id);
                     let (store, throttle, progress) = (Arc::clone(&repo.store), Arc::clone(&ctx.throttle), Arc::clone(progress));
                     ctx.fence.check()?;
@@ -543,6 +561,7 @@ async fn snapshot_shard(
             }
         }
     }
+    drop(reserved);
     let output = worker.await.map_err(join_error)??;
 
     progress.set_stage(Stage::Finalize);

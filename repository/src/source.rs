@@ -394,11 +394,19 @@ pub fn file_clock_now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// How recently before a read a file must have changed for a write *during* the read to
+/// possibly leave its timestamps as they were. Linux stamps files from its coarse clock (one
+/// jiffy, at most 10 ms) on ext4, xfs, btrfs and tmpfs, so a file last changed more than
+/// this before the read would show any write during the read as a newer mtime/ctime.
+/// Filesystems with coarser timestamps (FAT's 2 s, some network filesystems) are not fully
+/// covered by this margin; the between-snapshots check (`RACY_MARGIN_NS`) is wider.
+pub const HOT_MARGIN_NS: i64 = 100_000_000;
+
 /// Whether `entry` was modified so recently before `read_started_ns` (a
 /// [`file_clock_now_ns`] reading taken before the read) that a write during the read could
 /// have left its timestamps unchanged. Such a file's content is confirmed by a second read.
 pub fn is_hot(entry: &ScannedEntry, read_started_ns: i64) -> bool {
-    entry.mtime_ns.max(entry.ctime_ns) >= read_started_ns.saturating_sub(RACY_MARGIN_NS)
+    entry.mtime_ns.max(entry.ctime_ns) >= read_started_ns.saturating_sub(HOT_MARGIN_NS)
 }
 
 /// [`is_unchanged`], and also that the previous snapshot read the file well after its last

@@ -719,7 +719,7 @@ impl CephServer {
                 .await
                 .map_err(|source| HarnessError::S3 {
                     context: context.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
         if response.status != 200 {
             return Err(HarnessError::S3Status {

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use crate::dataset::ManifestDiff;
-use crate::raw_s3::RawS3Error;
 
 /// Why a harness could not start a server, or a dataset operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +71,7 @@ pub enum HarnessError {
         context: String,
         /// The transport or signing error.
         #[source]
-        source: RawS3Error,
+        source: Box<HarnessError>,
     },
     /// An S3 request of the harness got an unexpected answer.
     #[error("{context}: HTTP {status}: {body}")]
@@ -95,6 +94,34 @@ pub enum HarnessError {
     /// Two manifests that should be identical differ.
     #[error("the manifests differ:\n{0}")]
     ManifestMismatch(Box<ManifestDiff>),
+    // `raw_s3` request failures (see `RawS3::send`).
+    /// The request could not be signed (bad URI, header value, …).
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+    /// The connection failed or was reset before a response head arrived.
+    #[error("transport error before the response: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The response head arrived, but the body failed part-way (truncated or reset).
+    #[error("response body failed after {} bytes (status {status}): {source}", received.len())]
+    Body {
+        /// The status of the response head.
+        status: u16,
+        /// The headers of the response head.
+        headers: Vec<(String, String)>,
+        /// The bytes received before the failure.
+        received: Vec<u8>,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with a status the helper's caller did not expect.
+    #[error("unexpected status {status}: {body}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The body, lossily decoded.
+        body: String,
+    },
 }
 
 impl HarnessError {

@@ -54,39 +54,9 @@ pub enum PayloadMode {
 }
 
 /// The failure of [`RawS3::send`]: the request could not be signed, or the transport failed.
-///
-/// HTTP error statuses are *not* errors here; they come back as a [`RawResponse`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RawS3Error {
-    /// The request could not be signed (bad URI, header value, …).
-    #[error("cannot sign the request: {0}")]
-    Sign(String),
-    /// The connection failed or was reset before a response head arrived.
-    #[error("transport error before the response: {0}")]
-    Transport(#[source] reqwest::Error),
-    /// The response head arrived, but the body failed part-way (truncated or reset).
-    #[error("response body failed after {} bytes (status {status}): {source}", received.len())]
-    Body {
-        /// The status of the response head.
-        status: u16,
-        /// The headers of the response head.
-        headers: Vec<(String, String)>,
-        /// The bytes received before the failure.
-        received: Vec<u8>,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The server answered with a status the helper's caller did not expect.
-    #[error("unexpected status {status}: {body}")]
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// The body, lossily decoded.
-        body: String,
-    },
-}
+/// HTTP error statuses are *not* errors here; they come back as a [`RawResponse`]. These
+/// are variants of the crate's one error enum.
+pub type RawS3Error = crate::HarnessError;
 
 /// A response as received: status, headers (names lower-cased, in order), body.
 #[derive(Clone, PartialEq, Eq)]
