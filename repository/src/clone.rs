@@ -2,8 +2,6 @@
 //! shard file lists are copied under the new uuid and each shared chunk's count is raised,
 //! in new shard generations, then a new root.
 
-use std::collections::{HashMap, HashSet};
-
 use crate::envelope::Kind;
 use crate::fence::Fence;
 use crate::model::{ShardGeneration, ShardSnapshot, SnapshotSummary};
@@ -85,29 +83,14 @@ pub async fn clone_snapshot(
                     Kind::ShardSnapshot,
                 )
                 .await?;
-            let mut position: HashMap<&str, (usize, usize)> = HashMap::new();
-            for (p, pk) in shard_gen.packs.iter().enumerate() {
-                for (c, ch) in pk.chunks.iter().enumerate() {
-                    position.entry(ch.hash()).or_insert((p, c));
-                }
-            }
-            let distinct: HashSet<&str> = snap
-                .files
-                .iter()
-                .flat_map(|f| f.chunks.iter().map(String::as_str))
-                .collect();
-            let mut bumps = Vec::new();
-            for h in distinct {
-                bumps.push(*position.get(h).ok_or_else(|| {
+            shard_gen
+                .adjust_refs(crate::model::referenced_chunks(&snap.files), 1)
+                .map_err(|e| {
                     RepositoryError::corrupted(
                         layout::shard_generation(&entry.id, shard, &gen_id),
-                        format!("chunk {h} missing"),
+                        e.to_string(),
                     )
-                })?);
-            }
-            for (p, c) in bumps {
-                shard_gen.packs[p].chunks[c].5 += 1;
-            }
+                })?;
             shard_gen.snapshots.push(target_uuid.to_owned());
             fence.check()?;
             repo.put_meta(

@@ -142,12 +142,6 @@ pub fn plan_delete(
                 )
             })?;
         let mut generation = current.clone();
-        let mut position: HashMap<String, (usize, usize)> = HashMap::new();
-        for (p, pk) in generation.packs.iter().enumerate() {
-            for (c, chunk) in pk.chunks.iter().enumerate() {
-                position.entry(chunk.hash().to_owned()).or_insert((p, c));
-            }
-        }
         for uuid in &uuids {
             let snap = inputs
                 .shard_snapshots
@@ -158,26 +152,14 @@ pub fn plan_delete(
                         "not loaded",
                     )
                 })?;
-            let distinct: HashSet<&str> = snap
-                .files
-                .iter()
-                .flat_map(|f| f.chunks.iter().map(String::as_str))
-                .collect();
-            for hash in distinct {
-                let &(p, c) = position.get(hash).ok_or_else(|| {
+            generation
+                .adjust_refs(crate::model::referenced_chunks(&snap.files), -1)
+                .map_err(|e| {
                     RepositoryError::corrupted(
                         layout::shard_generation(&index_id, shard, old_generation),
-                        format!("chunk {hash} is missing"),
+                        e.to_string(),
                     )
                 })?;
-                let rec = &mut generation.packs[p].chunks[c];
-                rec.5 = rec.5.checked_sub(1).ok_or_else(|| {
-                    RepositoryError::corrupted(
-                        layout::shard_generation(&index_id, shard, old_generation),
-                        format!("chunk {hash} count below zero"),
-                    )
-                })?;
-            }
             generation.snapshots.retain(|s| s != uuid);
         }
         let mut repack = Vec::new();

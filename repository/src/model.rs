@@ -1,7 +1,7 @@
 //! The typed contents of the metadata blobs. Each type is stored as JSON inside an
 //! [`envelope`](crate::envelope); `docs/repository-format.md` shows each one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,72 @@ pub struct ShardGeneration {
     pub packs: Vec<PackRecord>,
 }
 
+/// A chunk whose reference count could not be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefCountError {
+    /// The chunk's hash.
+    pub hash: String,
+    /// Why: not in the generation, or the count would drop below zero.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for RefCountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chunk {}: {}", self.hash, self.reason)
+    }
+}
+
+impl ShardGeneration {
+    /// Where each chunk is: hash → (pack index, chunk index).
+    pub fn chunk_positions(&self) -> HashMap<&str, (usize, usize)> {
+        let mut out = HashMap::new();
+        for (p, pack) in self.packs.iter().enumerate() {
+            for (c, chunk) in pack.chunks.iter().enumerate() {
+                out.entry(chunk.hash()).or_insert((p, c));
+            }
+        }
+        out
+    }
+
+    /// Raises (`delta = 1`) or lowers (`delta = -1`) the count of each chunk in `hashes`,
+    /// which must be distinct: one snapshot references a chunk once, however many files
+    /// share it. Nothing changes when an error is returned.
+    pub fn adjust_refs<'h>(
+        &mut self,
+        hashes: impl IntoIterator<Item = &'h str>,
+        delta: i32,
+    ) -> Result<(), RefCountError> {
+        let positions = self.chunk_positions();
+        let mut targets = Vec::new();
+        for hash in hashes {
+            let &(p, c) = positions.get(hash).ok_or_else(|| RefCountError {
+                hash: hash.to_owned(),
+                reason: "not in the shard generation",
+            })?;
+            let updated = self.packs[p].chunks[c]
+                .5
+                .checked_add_signed(delta)
+                .ok_or_else(|| RefCountError {
+                    hash: hash.to_owned(),
+                    reason: "reference count would drop below zero",
+                })?;
+            targets.push((p, c, updated));
+        }
+        for (p, c, updated) in targets {
+            self.packs[p].chunks[c].5 = updated;
+        }
+        Ok(())
+    }
+}
+
+/// Every distinct chunk the given entries reference.
+pub fn referenced_chunks(files: &[FileEntry]) -> HashSet<&str> {
+    files
+        .iter()
+        .flat_map(|f| f.chunks.iter().map(String::as_str))
+        .collect()
+}
+
 /// A pack blob and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackRecord {
@@ -252,4 +318,44 @@ pub enum FileKind {
 pub struct PackIndex {
     /// Chunks in storage order; reference counts are always 0 here.
     pub chunks: Vec<ChunkRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generation() -> ShardGeneration {
+        ShardGeneration {
+            snapshots: vec![],
+            packs: vec![PackRecord {
+                id: "p".into(),
+                size: 10,
+                chunks: vec![
+                    ChunkRecord("a".into(), 0, 5, 5, 0, 1),
+                    ChunkRecord("b".into(), 5, 5, 5, 0, 0),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn reference_counts_move_together_or_not_at_all() {
+        let mut g = generation();
+        g.adjust_refs(["a", "b"], 1).unwrap();
+        assert_eq!(
+            (g.packs[0].chunks[0].refs(), g.packs[0].chunks[1].refs()),
+            (2, 1)
+        );
+        g.adjust_refs(["a", "b"], -1).unwrap();
+        // "b" would drop below zero: nothing changes, "a" included.
+        let err = g.adjust_refs(["a", "b"], -1).unwrap_err();
+        assert_eq!(err.hash, "b");
+        assert_eq!(
+            (g.packs[0].chunks[0].refs(), g.packs[0].chunks[1].refs()),
+            (1, 0)
+        );
+        let err = g.adjust_refs(["zz"], 1).unwrap_err();
+        assert_eq!(err.reason, "not in the shard generation");
+        assert_eq!(g.chunk_positions()["b"], (0, 1));
+    }
 }

@@ -7,7 +7,7 @@
 //! file is complete and synced is the staging directory swapped in, so a failed restore
 //! leaves the previous contents untouched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -179,12 +179,7 @@ async fn plan_shard(
     })?;
     let gen_key = layout::shard_generation(index_id, shard, &generation);
     let shard_gen: ShardGeneration = repo.get_meta(&gen_key, Kind::ShardGeneration).await?;
-    let mut location: HashMap<&str, (usize, usize)> = HashMap::new();
-    for (p, pack) in shard_gen.packs.iter().enumerate() {
-        for (c, chunk) in pack.chunks.iter().enumerate() {
-            location.entry(chunk.hash()).or_insert((p, c));
-        }
-    }
+    let location = shard_gen.chunk_positions();
     let mut by_pack: BTreeMap<usize, BTreeMap<usize, Vec<(usize, u64)>>> = BTreeMap::new();
     for (file_idx, file) in snap.files.iter().enumerate() {
         crate::paths::validate_relative(&file.path)?;

@@ -22,9 +22,9 @@ use crate::chunker::ChunkerParams;
 use crate::envelope::Kind;
 use crate::fence::Fence;
 use crate::model::{
-    ChunkRecord, FileEntry, FileKind, IndexEntry, IndexInSnapshot, IndexMetadata, PackRecord,
-    RepositoryData, ShardCounts, ShardFailure, ShardGeneration, ShardSnapshot, SnapshotState,
-    SnapshotStats, SnapshotSummary,
+    FileEntry, FileKind, IndexEntry, IndexInSnapshot, IndexMetadata, PackRecord, RepositoryData,
+    ShardCounts, ShardFailure, ShardGeneration, ShardSnapshot, SnapshotState, SnapshotStats,
+    SnapshotSummary,
 };
 use crate::pack::{PackWriter, SealedPack};
 use crate::progress::{Progress, ShardProgress, Stage};
@@ -569,27 +569,11 @@ async fn snapshot_shard(
     // that references it.
     let mut generation = generation;
     generation.packs.extend(new_packs);
-    let mut position: HashMap<String, (usize, usize)> = HashMap::new();
-    for (p, pack) in generation.packs.iter().enumerate() {
-        for (c, chunk) in pack.chunks.iter().enumerate() {
-            position.entry(chunk.hash().to_owned()).or_insert((p, c));
-        }
-    }
-    let referenced: HashSet<&str> = output
-        .files
-        .iter()
-        .flat_map(|f| f.chunks.iter().map(String::as_str))
-        .collect();
-    for hash in referenced {
-        let &(p, c) = position.get(hash).ok_or_else(|| {
-            RepositoryError::corrupted(
-                layout::shard_dir(index_id, shard),
-                format!("chunk {hash} is referenced but stored in no pack"),
-            )
+    generation
+        .adjust_refs(crate::model::referenced_chunks(&output.files), 1)
+        .map_err(|e| {
+            RepositoryError::corrupted(layout::shard_dir(index_id, shard), e.to_string())
         })?;
-        let rec: &mut ChunkRecord = &mut generation.packs[p].chunks[c];
-        rec.5 += 1;
-    }
     generation.snapshots.push(ctx.snapshot_uuid.to_owned());
 
     let total_file_count = output

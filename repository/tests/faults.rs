@@ -6,10 +6,6 @@ mod common;
 
 use std::sync::Arc;
 
-use coffer_client::{
-    ClientConfig, ClientOptions, ClientSettings, Credentials, Environment, RetryPolicy, S3Client,
-    SecureClientSettings,
-};
 use coffer_repository::clock::Clock;
 use coffer_repository::lease::{Lease, LeaseConfig};
 use coffer_repository::progress::Progress;
@@ -26,20 +22,7 @@ const STRICT: Capabilities = Capabilities {
 };
 
 fn s3_store(fake: &FakeS3, retries: u32) -> Arc<S3BlobStore> {
-    let t = fake.target();
-    let mut s = ClientSettings::default();
-    s.endpoint = Some(t.endpoint.clone());
-    s.region = Some(t.region.clone());
-    let mut secure = SecureClientSettings::default();
-    secure.credentials = Some(Credentials::new(&t.access_key, t.secret_key.clone(), None));
-    let options = ClientOptions::default().with_retry(RetryPolicy::for_test(retries));
-    let client = S3Client::new(
-        &ClientConfig::new("faults", s, secure),
-        &Environment::empty(),
-        options,
-    )
-    .unwrap();
-    Arc::new(S3BlobStore::new(client, t.bucket, "repo"))
+    common::s3_store(&fake.target(), "repo", Some(retries))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,26 +170,7 @@ async fn memory_ignoring_conditions() {
 }
 
 fn s3(t: &coffer_testfixtures::S3Target) -> Arc<coffer_repository::store::S3BlobStore> {
-    use coffer_client::{
-        ClientConfig, ClientOptions, ClientSettings, Credentials, Environment, S3Client,
-        SecureClientSettings,
-    };
-    let mut s = ClientSettings::default();
-    s.endpoint = Some(t.endpoint.clone());
-    s.region = Some(t.region.clone());
-    let mut secure = SecureClientSettings::default();
-    secure.credentials = Some(Credentials::new(&t.access_key, t.secret_key.clone(), None));
-    let client = S3Client::new(
-        &ClientConfig::new("race", s, secure),
-        &Environment::empty(),
-        ClientOptions::default(),
-    )
-    .unwrap();
-    Arc::new(coffer_repository::store::S3BlobStore::new(
-        client,
-        t.bucket.clone(),
-        "race",
-    ))
+    common::s3_store(t, "race", None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,27 +6,12 @@ mod common;
 
 use std::sync::Arc;
 
-use coffer_client::{
-    ClientConfig, ClientOptions, ClientSettings, Credentials, Environment, S3Client,
-    SecureClientSettings,
-};
 use coffer_repository::store::S3BlobStore;
 use coffer_repository::{BlobStore, Capabilities};
 use coffer_testfixtures::S3Target;
 
 fn store(t: &S3Target, base: &str) -> Arc<S3BlobStore> {
-    let mut settings = ClientSettings::default();
-    settings.endpoint = Some(t.endpoint.clone());
-    settings.region = Some(t.region.clone());
-    let mut secure = SecureClientSettings::default();
-    secure.credentials = Some(Credentials::new(&t.access_key, t.secret_key.clone(), None));
-    let client = S3Client::new(
-        &ClientConfig::new("test", settings, secure),
-        &Environment::empty(),
-        ClientOptions::default(),
-    )
-    .unwrap();
-    Arc::new(S3BlobStore::new(client, t.bucket.clone(), base))
+    common::s3_store(t, base, None)
 }
 
 async fn probe(store: &Arc<S3BlobStore>) -> Capabilities {
