@@ -111,9 +111,16 @@ async fn main() -> anyhow::Result<()> {
 
     let work =
         tempfile::tempdir_in(std::env::var("MEASURE_DIR").unwrap_or_else(|_| "/tmp".into()))?;
-    let data = work.path().join("mixed");
-    eprintln!("generating {mib} MiB mixed dataset …");
-    dataset::mixed(&data, mib, 1).context("dataset")?;
+    // `MEASURE_DATA` names a dataset made beforehand, so that this process's peak RSS is the
+    // snapshot's and not the generator's. It is mutated in place by the run.
+    let data = if let Some(dir) = std::env::var_os("MEASURE_DATA") {
+        std::path::PathBuf::from(dir)
+    } else {
+        let data = work.path().join("mixed");
+        eprintln!("generating {mib} MiB mixed dataset …");
+        dataset::mixed(&data, mib, 1).context("dataset")?;
+        data
+    };
     let total: u64 = dataset::manifest(&data)?
         .entries()
         .values()

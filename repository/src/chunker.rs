@@ -374,7 +374,7 @@ struct BufferPool {
 }
 
 const POOLED_MIN: usize = 64 << 10;
-const POOL_MAX_BYTES: usize = 64 << 20;
+const POOL_MAX_BYTES: usize = 16 << 20;
 const POOL_MAX_BUFFERS: usize = 32;
 
 static POOL: BufferPool = BufferPool {

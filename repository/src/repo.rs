@@ -69,7 +69,7 @@ impl Default for RepositorySettings {
             readonly: false,
             max_snapshot_bytes_per_sec: None,
             max_restore_bytes_per_sec: None,
-            concurrency: 8,
+            concurrency: 4,
         }
     }
 }
