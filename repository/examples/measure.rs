@@ -91,7 +91,13 @@ async fn main() -> anyhow::Result<()> {
     let repo = Repository::new(
         Arc::clone(&dyn_store),
         Arc::clone(&clock),
-        RepositorySettings::default(),
+        RepositorySettings {
+            concurrency: std::env::var("MEASURE_CONCURRENCY")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(RepositorySettings::default().concurrency),
+            ..RepositorySettings::default()
+        },
     );
     let owner = LeaseOwner {
         node_name: "measure".into(),
