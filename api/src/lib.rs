@@ -51,7 +51,7 @@ pub const MAX_BODY: usize = 100 << 20;
 /// The HTTP router over `state`.
 pub fn router(state: AppState) -> Router {
     use axum::routing::{delete, head, post, put};
-    Router::new()
+    let routes = Router::new()
         .route("/", get(info).head(info_head))
         .route("/_capabilities", get(capabilities::handler))
         .route("/_cluster/health", get(misc::health))
@@ -122,8 +122,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_handler)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    // The response middleware wraps the whole router rather than each route: axum adds the
+    // `Allow` header of a 405 outside the route's own layers, and the middleware needs it
+    // for Elasticsearch's `allowed: [...]` message.
+    Router::new()
+        .fallback_service(routes)
         .layer(axum::middleware::from_fn(render::layer))
-        .with_state(state)
 }
 
 async fn status_all(

@@ -334,7 +334,8 @@ fn hms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn duration(ms: i64) -> String {
+/// A duration as Elasticsearch's `TimeValue` prints it (`36ms`, `1.5s`).
+pub(crate) fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     #[allow(clippy::cast_precision_loss)]
     let f = ms as f64;

@@ -88,6 +88,10 @@ pub fn resolve<'a>(
 
 const INVALID_FILENAME_CHARS: &[char] = &['\\', '/', '*', '?', '"', '<', '>', '|', ' ', ','];
 
+/// How Elasticsearch prints its `Strings.INVALID_FILENAME_CHARS` set in index, snapshot and
+/// repository name errors (the set's iteration order, not the declaration order).
+pub const INVALID_FILENAME_CHARS_TEXT: &str = "[ , \", *, \\, <, |, ,, >, /, ?]";
+
 /// Checks an index name; the error is Elasticsearch's `invalid_index_name_exception`.
 pub fn validate_index_name(name: &str) -> ApiResult<()> {
     let bad = |why: &str| Err(EsError::invalid_index_name(name, why));
@@ -95,7 +99,9 @@ pub fn validate_index_name(name: &str) -> ApiResult<()> {
         return bad("must not be empty");
     }
     if name.chars().any(|c| INVALID_FILENAME_CHARS.contains(&c)) {
-        return bad("must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]");
+        return bad(&format!(
+            "must not contain the following characters {INVALID_FILENAME_CHARS_TEXT}"
+        ));
     }
     if name.contains('#') {
         return bad("must not contain '#'");
@@ -143,9 +149,9 @@ pub fn validate_snapshot_name(repo: &str, name: &str) -> ApiResult<()> {
         return bad("must be lowercase");
     }
     if name.chars().any(|c| INVALID_FILENAME_CHARS.contains(&c)) {
-        return bad(
-            "must not contain the following characters [\\, /, *, ?, \", <, >, |, ' ', ',']",
-        );
+        return bad(&format!(
+            "must not contain the following characters {INVALID_FILENAME_CHARS_TEXT}"
+        ));
     }
     if name.len() > 255 || name.chars().any(char::is_control) {
         return bad("must be at most 255 bytes of printable characters");
@@ -334,7 +340,10 @@ mod tests {
             "[r:Snap] Invalid snapshot name [Snap], must be lowercase"
         );
         assert!(validate_snapshot_name("r", "_x").is_err());
-        assert!(validate_snapshot_name("r", "a/b").is_err());
+        assert_eq!(
+            validate_snapshot_name("r", "a/b").unwrap_err().reason,
+            "[r:a/b] Invalid snapshot name [a/b], must not contain the following characters [ , \", *, \\, <, |, ,, >, /, ?]"
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
         .map(str::to_owned)
         .filter(|f| !f.is_empty());
     let is_head = req.method() == axum::http::Method::HEAD;
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let mut resp = match AssertUnwindSafe(next.run(req)).catch_unwind().await {
         Ok(r) => r,
         Err(panic) => {
@@ -48,6 +49,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
     if is_head {
         return resp;
     }
+    resp = as_envelope(resp, &method, &uri).await;
     if error_trace && let Some(e) = resp.extensions().get::<EsError>().cloned() {
         let status = resp.status();
         let mut r = (status, axum::Json(e.body(true))).into_response();
@@ -86,6 +88,76 @@ pub async fn layer(req: Request, next: Next) -> Response {
     }
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(out))
+}
+
+/// Gives the answers axum builds itself the shapes Elasticsearch uses: a 405 names the
+/// allowed methods, and a plain-text rejection (a body over the size limit, a path that is
+/// not UTF-8) becomes the JSON error envelope.
+async fn as_envelope(
+    resp: Response,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+) -> Response {
+    let status = resp.status();
+    if status == axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        let allowed: Vec<String> = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let body = serde_json::json!({
+            "error": format!(
+                "Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{}]",
+                allowed.join(", ")
+            ),
+            "status": 405,
+        });
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Response::from_parts(parts, Body::from(body.to_string()));
+    }
+    let is_text = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !is_text {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match http_body_util::Limited::new(body, 64 << 10).collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let (kind, reason) = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            "content_too_long_exception",
+            format!(
+                "request body is too large: it exceeds the limit of [{}] bytes",
+                crate::MAX_BODY
+            ),
+        )
+    } else if status.is_client_error() {
+        ("illegal_argument_exception", text)
+    } else {
+        ("exception", text)
+    };
+    let mut out = EsError::new(status, kind, reason).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 type Path<'a> = Vec<&'a str>;

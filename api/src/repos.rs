@@ -103,7 +103,9 @@ pub async fn put(
         .ok_or_else(|| EsError::validation(&["type is missing".to_owned()]))?;
     let settings = settings_as_strings(b.object("settings")?.unwrap_or_default())?;
     b.finish()?;
-    let repo = state.build_repository(&kind, &settings)?;
+    let repo = state
+        .build_repository(&kind, &settings)
+        .map_err(|e| name_the_repository(&name, e))?;
     let mut record = RepoRecord {
         kind,
         settings,
@@ -173,6 +175,16 @@ pub async fn put(
     Ok(Json(json!({"acknowledged": true})).into_response())
 }
 
+/// Elasticsearch's `RepositoryException` always starts its reason with `[repo]`; the
+/// settings checks that raise one do not know the name.
+fn name_the_repository(name: &str, mut e: EsError) -> EsError {
+    let prefix = format!("[{name}] ");
+    if e.kind == "repository_exception" && !e.reason.starts_with(&prefix) {
+        e.reason.insert_str(0, &prefix);
+    }
+    e
+}
+
 fn validate_repo_name(name: &str) -> ApiResult<()> {
     let bad = |why: &str| {
         Err(EsError::new(
@@ -197,7 +209,10 @@ fn validate_repo_name(name: &str) -> ApiResult<()> {
         return bad("must not start with '_'");
     }
     if name.chars().any(|c| "\\/*?\"<>|".contains(c)) {
-        return bad("must not contain the following characters [\\, /, *, ?, \", <, >, |]");
+        return bad(&format!(
+            "must not contain the following characters {}",
+            names::INVALID_FILENAME_CHARS_TEXT
+        ));
     }
     Ok(())
 }

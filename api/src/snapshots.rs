@@ -42,10 +42,14 @@ fn iso(ms: i64) -> String {
 
 /// How a SnapshotInfo is rendered.
 #[derive(Debug, Clone, Copy)]
+// Each flag is one of Elasticsearch's independent query parameters.
+#[allow(clippy::struct_excessive_bools)]
 struct InfoOptions {
     verbose: bool,
     include_repository: bool,
     index_names: bool,
+    /// `?human`: `duration` beside `duration_in_millis`.
+    human: bool,
 }
 
 /// SnapshotInfo, in Elasticsearch's field order.
@@ -89,10 +93,11 @@ fn snapshot_info(
     if s.state != SnapshotState::InProgress {
         m.insert("end_time".into(), iso(s.end_time_ms).into());
         m.insert("end_time_in_millis".into(), s.end_time_ms.into());
-        m.insert(
-            "duration_in_millis".into(),
-            (s.end_time_ms - s.start_time_ms).max(0).into(),
-        );
+        let took = (s.end_time_ms - s.start_time_ms).max(0);
+        if opts.human {
+            m.insert("duration".into(), crate::misc::duration(took).into());
+        }
+        m.insert("duration_in_millis".into(), took.into());
     }
     let failures: Vec<Value> = s
         .failures
@@ -308,19 +313,24 @@ pub async fn create(
     let done = rx
         .await
         .map_err(|_| EsError::snapshot(&repo_name, &name, "the snapshot task was abandoned"))?;
-    if done.state == SnapshotState::Failed {
-        return Err(EsError::snapshot(
-            &repo_name,
-            &name,
-            done.reason.as_deref().unwrap_or("snapshot failed"),
-        ));
-    }
     let opts = InfoOptions {
         verbose: true,
         include_repository: true,
         index_names: true,
+        human: params.bool("human", false)?,
     };
-    Ok(Json(json!({"snapshot": snapshot_info(&repo_name, &done, opts, None)})).into_response())
+    // As Elasticsearch's `CreateSnapshotResponse`: the SnapshotInfo, with the status its
+    // state maps to (FAILED is 500), so the client sees the reason and the shard failures.
+    let status = if done.state == SnapshotState::Failed {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        axum::http::StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"snapshot": snapshot_info(&repo_name, &done, opts, None)})),
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------- get
@@ -440,6 +450,7 @@ pub async fn get(
         verbose: params.bool("verbose", true)?,
         include_repository: params.bool("include_repository", true)?,
         index_names: params.bool("index_names", true)?,
+        human: params.bool("human", false)?,
     };
     let index_details = params.bool("index_details", false)?;
     let human = params.bool("human", false)?;
@@ -521,6 +532,9 @@ pub async fn get(
             if desc { k <= bound } else { k >= bound }
         });
     }
+    // Elasticsearch counts `total` before `after` (as it does before `offset`): a page
+    // fetched with `after` reports the same total as the first page.
+    let total = rows.len();
     if let Some(after) = params.get("after") {
         let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(after.trim_end_matches('='))
@@ -545,7 +559,7 @@ pub async fn get(
             });
         }
     }
-    let total = rows.len();
+    let before_skip = rows.len();
     let skip = usize::try_from(offset)
         .unwrap_or(usize::MAX)
         .min(rows.len());
@@ -566,7 +580,7 @@ pub async fn get(
             }
         }
     }
-    let remaining = total - skip - rows.len();
+    let remaining = before_skip - skip - rows.len();
     let snapshots: Vec<Value> = rows
         .iter()
         .map(|(r, s, d)| snapshot_info(r, s, opts, d.clone()))

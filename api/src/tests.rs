@@ -130,6 +130,48 @@ async fn unknown_path_and_parameter() {
 }
 
 #[tokio::test]
+async fn wrong_method_names_the_allowed_ones() {
+    let h = harness();
+    let (s, b) = call(&h.state, "GET", "/_snapshot/r/_verify", None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        b,
+        json!({"error": "Incorrect HTTP method for uri [/_snapshot/r/_verify] and method [GET], allowed: [POST]",
+               "status": 405})
+    );
+    let (s, b) = call(&h.state, "POST", "/_cluster/health?pretty", None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Incorrect HTTP method for uri [/_cluster/health?pretty] and method [POST], allowed: [GET"),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn axum_rejections_answer_in_the_envelope() {
+    let h = harness();
+    // A path segment that is not UTF-8 is refused by axum's extractor, in plain text.
+    let (s, b) = call(&h.state, "GET", "/_snapshot/%FF%FE", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["status"], 400, "{b}");
+    assert_eq!(b["error"]["type"], "illegal_argument_exception", "{b}");
+    assert_eq!(
+        b["error"]["root_cause"][0]["type"],
+        "illegal_argument_exception"
+    );
+    // A body over the limit.
+    let big = " ".repeat(MAX_BODY + 1);
+    let (s, bytes) = call_raw(&h.state, "PUT", "/_snapshot/r", Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let b: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(b["status"], 413, "{b}");
+    assert_eq!(b["error"]["type"], "content_too_long_exception", "{b}");
+}
+
+#[tokio::test]
 async fn repository_lifecycle_and_errors() {
     let h = harness();
     let st = &h.state;
@@ -174,6 +216,19 @@ async fn repository_lifecycle_and_errors() {
     .await;
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(b["error"]["type"], "repository_exception");
+    assert_eq!(
+        b["error"]["reason"],
+        "[r2] location [/etc] doesn't match any of the locations specified by path.repo"
+    );
+    let (s, b) = call(st, "PUT", "/_snapshot/r2", Some(json!({"type": "fs"}))).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(b["error"]["reason"], "[r2] missing location");
+    let (s, b) = call(st, "PUT", "/_snapshot/r2", Some(json!({"type": "nope"}))).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        b["error"]["reason"],
+        "[r2] repository type [nope] does not exist"
+    );
     let (s, _) = call(
         st,
         "PUT",
@@ -430,6 +485,8 @@ async fn snapshot_restore_round_trip_with_documents() {
         "{b}"
     );
     assert_eq!(b["remaining"], 0);
+    // Elasticsearch's `total` ignores `after`, as it ignores `size` and `offset`.
+    assert_eq!(b["total"], 2, "{b}");
     let (_, b) = call(st, "GET", "/_snapshot/r/s1?verbose=false", None).await;
     assert!(b["snapshots"][0].get("shards").is_none());
     assert_eq!(b["snapshots"][0]["state"], "SUCCESS");
@@ -447,6 +504,15 @@ async fn snapshot_restore_round_trip_with_documents() {
             > 0,
         "{b}"
     );
+    // `?human` adds `duration` just before `duration_in_millis`, as Elasticsearch does.
+    let info = b["snapshots"][0].as_object().unwrap();
+    let keys: Vec<&str> = info.keys().map(String::as_str).collect();
+    let at = keys
+        .iter()
+        .position(|k| *k == "duration")
+        .expect("duration");
+    assert_eq!(keys[at + 1], "duration_in_millis", "{b}");
+    assert!(info["duration"].as_str().unwrap().ends_with('s'), "{b}");
     let (s, b) = call(st, "GET", "/_snapshot/r/nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(b["error"]["reason"], "[r:nope] is missing");
@@ -932,4 +998,86 @@ async fn attached_indices_keep_their_state_and_are_protected() {
     let st = reopen(&st, Vec::new());
     let (s, _) = call(&st, "GET", "/att", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_is_answered_as_its_snapshot_info_with_500() {
+    let h = harness();
+    let st = &h.state;
+    let (s, b) = call(
+        st,
+        "PUT",
+        "/_snapshot/r",
+        Some(json!({"type": "fs", "settings": {"location": "r"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = call(st, "PUT", "/i", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        put_doc(st, "i", "1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+    // The repository's `indices` folder becomes a file: every shard write fails.
+    let indices = h.repo_root.join("r").join("indices");
+    let _ = std::fs::remove_dir_all(&indices);
+    std::fs::write(&indices, b"not a directory").unwrap();
+    let (s, b) = call(st, "PUT", "/_snapshot/r/s1?wait_for_completion=true", None).await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{b}");
+    assert_eq!(b["snapshot"]["snapshot"], "s1", "{b}");
+    assert_eq!(b["snapshot"]["state"], "FAILED", "{b}");
+    assert!(b["snapshot"]["reason"].is_string(), "{b}");
+}
+
+#[tokio::test]
+async fn deleting_a_snapshot_keeps_the_blobs_other_snapshots_share() {
+    let h = harness();
+    let st = &h.state;
+    let (s, b) = call(
+        st,
+        "PUT",
+        "/_snapshot/r",
+        Some(json!({"type": "fs", "settings": {"location": "r"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = call(st, "PUT", "/i", None).await;
+    assert_eq!(s, StatusCode::OK);
+    // Small files: a pack's header outweighs its chunks, the case that once sent a fully
+    // live pack to repacking, which rewrote the same content-named blob and deleted it.
+    assert_eq!(
+        put_doc(st, "i", "1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+    for snap in ["s1", "s2"] {
+        let (s, b) = call(
+            st,
+            "PUT",
+            &format!("/_snapshot/r/{snap}?wait_for_completion=true"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, _) = call(
+        st,
+        "PUT",
+        "/_snapshot/r/s1/_clone/c1",
+        Some(json!({"indices": "i"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = call(st, "DELETE", "/_snapshot/r/s2,c1", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = call(
+        st,
+        "POST",
+        "/_snapshot/r/s1/_restore?wait_for_completion=true",
+        Some(json!({"rename_pattern": "i", "rename_replacement": "back"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = call(st, "GET", "/back/_doc/1", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["_source"], json!({"a": 1}));
 }

@@ -171,9 +171,18 @@ pub fn plan_delete(
                 .filter(|c| c.refs() > 0)
                 .map(|c| u64::from(c.stored_len()))
                 .sum();
+            let dead_bytes: u64 = pk
+                .chunks
+                .iter()
+                .filter(|c| c.refs() == 0)
+                .map(|c| u64::from(c.stored_len()))
+                .sum();
             if live_bytes == 0 {
                 garbage.insert(layout::pack(&index_id, shard, &pk.id));
-            } else if pk.size.saturating_sub(live_bytes) * REPACK_DEAD_DIVISOR > pk.size {
+            } else if dead_bytes > 0 && dead_bytes * REPACK_DEAD_DIVISOR > live_bytes + dead_bytes {
+                // Packs are named by their content: repacking a pack with no dead chunk
+                // rewrites the very same blob, which the garbage list then deletes. Only
+                // chunk bytes count: a small pack's header outweighs its chunks.
                 garbage.insert(layout::pack(&index_id, shard, &pk.id));
                 repack.push(pk);
             } else {
@@ -274,6 +283,11 @@ pub async fn delete_snapshots(
     for rewrite in &mut plan.shards {
         for pk in std::mem::take(&mut rewrite.repack) {
             let records = repack(repo, fence, &rewrite.index_id, rewrite.shard, &pk).await?;
+            // A repacked pack identical to a doomed one has its name, and is live.
+            for r in &records {
+                plan.garbage
+                    .remove(&layout::pack(&rewrite.index_id, rewrite.shard, &r.id));
+            }
             rewrite.generation.packs.extend(records);
         }
         fence.check()?;
