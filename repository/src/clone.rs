@@ -4,7 +4,7 @@
 
 use crate::envelope::Kind;
 use crate::fence::Fence;
-use crate::model::{ShardGeneration, ShardSnapshot, SnapshotSummary};
+use crate::model::{ShardSnapshot, SnapshotSummary};
 use crate::repo::{ExpectedGeneration, Repository};
 use crate::snapshot::GlobalMetadata;
 use crate::{RepositoryError, Result, layout};
@@ -60,23 +60,7 @@ pub async fn clone_snapshot(
             )
         })?;
         for &shard in &held.shards {
-            let gen_id = entry
-                .shard_generations
-                .get(shard as usize)
-                .cloned()
-                .flatten()
-                .ok_or_else(|| {
-                    RepositoryError::corrupted(
-                        layout::shard_dir(&entry.id, shard),
-                        "no current generation",
-                    )
-                })?;
-            let mut shard_gen: ShardGeneration = repo
-                .get_meta(
-                    &layout::shard_generation(&entry.id, shard, &gen_id),
-                    Kind::ShardGeneration,
-                )
-                .await?;
+            let (gen_id, mut shard_gen) = repo.current_shard_generation(entry, shard).await?;
             let snap: ShardSnapshot = repo
                 .get_meta(
                     &layout::shard_snapshot(&entry.id, shard, &src.uuid),

@@ -13,8 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use bytes::Bytes;
-
 use crate::envelope::Kind;
 use crate::fence::Fence;
 use crate::model::{ChunkRecord, PackRecord, RepositoryData, ShardGeneration, ShardSnapshot};
@@ -235,24 +233,7 @@ pub async fn load_inputs(
                 if let std::collections::hash_map::Entry::Vacant(v) =
                     generations.entry((entry.id.clone(), shard))
                 {
-                    let gen_id = entry
-                        .shard_generations
-                        .get(shard as usize)
-                        .cloned()
-                        .flatten()
-                        .ok_or_else(|| {
-                            RepositoryError::corrupted(
-                                layout::shard_dir(&entry.id, shard),
-                                "no current generation",
-                            )
-                        })?;
-                    let g: ShardGeneration = repo
-                        .get_meta(
-                            &layout::shard_generation(&entry.id, shard, &gen_id),
-                            Kind::ShardGeneration,
-                        )
-                        .await?;
-                    v.insert((gen_id, g));
+                    v.insert(repo.current_shard_generation(entry, shard).await?);
                 }
             }
         }
@@ -327,41 +308,35 @@ async fn repack(
         .map(|c| (c.hash().to_owned(), c.refs()))
         .collect();
     let (pack_size, compress) = (repo.settings.pack_size as usize, repo.settings.compress);
-    let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<crate::pack::SealedPack>> {
-        let mut out = Vec::new();
-        let mut writer = PackWriter::new(pack_size, compress);
-        for c in &live {
-            let start = usize::try_from(c.offset())
-                .map_err(|_| RepositoryError::corrupted(&key, "offset"))?;
-            let end = start + c.stored_len() as usize;
-            let stored = bytes.get(start..end).ok_or_else(|| {
-                RepositoryError::corrupted(&key, format!("chunk {} past the end", c.hash()))
-            })?;
-            let raw = pack::decode_chunk(&key, c, stored)?;
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(c.hash(), &mut hash)
-                .map_err(|_| RepositoryError::corrupted(&key, "chunk hash"))?;
-            writer.add(hash, &raw)?;
-            if writer.is_full() {
-                out.push(
-                    std::mem::replace(&mut writer, PackWriter::new(pack_size, compress))
-                        .finish()?,
-                );
+    let sealed =
+        crate::task::blocking("repack", move || -> Result<Vec<crate::pack::SealedPack>> {
+            let mut out = Vec::new();
+            let mut writer = PackWriter::new(pack_size, compress);
+            for c in &live {
+                let start = usize::try_from(c.offset())
+                    .map_err(|_| RepositoryError::corrupted(&key, "offset"))?;
+                let end = start + c.stored_len() as usize;
+                let stored = bytes.get(start..end).ok_or_else(|| {
+                    RepositoryError::corrupted(&key, format!("chunk {} past the end", c.hash()))
+                })?;
+                let raw = pack::decode_chunk(&key, c, stored)?;
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(c.hash(), &mut hash)
+                    .map_err(|_| RepositoryError::corrupted(&key, "chunk hash"))?;
+                writer.add(hash, &raw)?;
+                if writer.is_full() {
+                    out.push(
+                        std::mem::replace(&mut writer, PackWriter::new(pack_size, compress))
+                            .finish()?,
+                    );
+                }
             }
-        }
-        if !writer.is_empty() {
-            out.push(writer.finish()?);
-        }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| RepositoryError::Storage {
-        operation: "repack",
-        key: String::new(),
-        code: None,
-        message: e.to_string(),
-        retryable: false,
-    })??;
+            if !writer.is_empty() {
+                out.push(writer.finish()?);
+            }
+            Ok(out)
+        })
+        .await?;
     let mut records = Vec::new();
     for s in sealed {
         fence.check()?;
@@ -425,6 +400,5 @@ pub(crate) async fn collect_garbage(
         fence.check()?;
         repo.store.delete_batch(batch).await?;
     }
-    let _ = Bytes::new();
     Ok((count, bytes))
 }

@@ -29,6 +29,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+mod task;
 pub mod throttle;
 pub mod verify;
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::clock::Clock;
 use crate::envelope::{self, Kind};
-use crate::model::RepositoryData;
+use crate::model::{IndexEntry, RepositoryData, ShardGeneration};
 use crate::store::{BlobStore, PutMode};
 use crate::{RepositoryError, Result, layout};
 
@@ -229,6 +229,33 @@ impl Repository {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The current generation of one shard of an index: its id and contents. A shard that a
+    /// snapshot references but that has no generation is corruption.
+    pub(crate) async fn current_shard_generation(
+        &self,
+        entry: &IndexEntry,
+        shard: u32,
+    ) -> Result<(String, ShardGeneration)> {
+        let id = entry
+            .shard_generations
+            .get(shard as usize)
+            .cloned()
+            .flatten()
+            .ok_or_else(|| {
+                RepositoryError::corrupted(
+                    layout::shard_dir(&entry.id, shard),
+                    "no current generation",
+                )
+            })?;
+        let generation = self
+            .get_meta(
+                &layout::shard_generation(&entry.id, shard, &id),
+                Kind::ShardGeneration,
+            )
+            .await?;
+        Ok((id, generation))
     }
 
     /// Reads and decodes a metadata blob.

@@ -17,9 +17,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::envelope::Kind;
-use crate::model::{
-    ChunkRecord, FileEntry, FileKind, RepositoryData, ShardGeneration, ShardSnapshot,
-};
+use crate::model::{ChunkRecord, FileEntry, FileKind, IndexEntry, RepositoryData, ShardSnapshot};
 use crate::paths::{join_inside, symlink_stays_inside};
 use crate::progress::{Progress, ShardProgress, Stage};
 use crate::repo::Repository;
@@ -57,20 +55,6 @@ struct ShardPlan {
     packs: BTreeMap<String, Vec<Placement>>,
 }
 
-async fn blocking_io<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RepositoryError::Storage {
-            operation: "restore task",
-            key: String::new(),
-            code: None,
-            message: e.to_string(),
-            retryable: false,
-        })?
-}
-
 /// Restores `index` as it was in snapshot `snapshot_uuid` into `target`, replacing what is
 /// there only once everything is ready. The caller ensures nothing else uses `target`.
 pub async fn restore_index(
@@ -97,20 +81,7 @@ pub async fn restore_index(
 
     let mut plans = Vec::new();
     for &shard in &in_snapshot.shards {
-        plans.push(
-            plan_shard(
-                repo,
-                &entry.id,
-                entry
-                    .shard_generations
-                    .get(shard as usize)
-                    .cloned()
-                    .flatten(),
-                shard,
-                snapshot_uuid,
-            )
-            .await?,
-        );
+        plans.push(plan_shard(repo, entry, shard, snapshot_uuid).await?);
     }
 
     let parent = target
@@ -127,7 +98,7 @@ pub async fn restore_index(
     ));
     {
         let (parent, staging) = (parent.clone(), staging.clone());
-        blocking_io(move || {
+        crate::task::blocking("restore", move || {
             fs::create_dir_all(&parent).map_err(|e| RepositoryError::io("creating", &parent, e))?;
             fs::create_dir(&staging)
                 .map_err(|e| RepositoryError::io("creating staging directory", &staging, e))
@@ -135,11 +106,11 @@ pub async fn restore_index(
         .await?;
     }
 
-    let result = fill_staging(repo, &entry.id, index, &staging, plans, &progress).await;
+    let result = fill_staging(repo, index, &staging, plans, &progress).await;
     match result {
         Ok(stats) => {
             let (staging2, target2) = (staging.clone(), target.to_path_buf());
-            blocking_io(move || swap_into_place(&staging2, &target2))
+            crate::task::blocking("restore", move || swap_into_place(&staging2, &target2))
                 .await
                 .inspect_err(|_| {
                     let _ = fs::remove_dir_all(&staging);
@@ -148,7 +119,7 @@ pub async fn restore_index(
         }
         Err(e) => {
             let staging = staging.clone();
-            let _ = blocking_io(move || {
+            let _ = crate::task::blocking("restore", move || {
                 fs::remove_dir_all(&staging)
                     .map_err(|e| RepositoryError::io("removing", "staging", e))
             })
@@ -160,25 +131,19 @@ pub async fn restore_index(
 
 async fn plan_shard(
     repo: &Repository,
-    index_id: &str,
-    generation: Option<String>,
+    entry: &IndexEntry,
     shard: u32,
     snapshot_uuid: &str,
 ) -> Result<ShardPlan> {
+    let index_id = entry.id.as_str();
     let snap: ShardSnapshot = repo
         .get_meta(
             &layout::shard_snapshot(index_id, shard, snapshot_uuid),
             Kind::ShardSnapshot,
         )
         .await?;
-    let generation = generation.ok_or_else(|| {
-        RepositoryError::corrupted(
-            layout::shard_dir(index_id, shard),
-            "snapshot references a shard with no generation",
-        )
-    })?;
+    let (generation, shard_gen) = repo.current_shard_generation(entry, shard).await?;
     let gen_key = layout::shard_generation(index_id, shard, &generation);
-    let shard_gen: ShardGeneration = repo.get_meta(&gen_key, Kind::ShardGeneration).await?;
     let location = shard_gen.chunk_positions();
     let mut by_pack: BTreeMap<usize, BTreeMap<usize, Vec<(usize, u64)>>> = BTreeMap::new();
     for (file_idx, file) in snap.files.iter().enumerate() {
@@ -235,7 +200,6 @@ async fn plan_shard(
 
 async fn fill_staging(
     repo: &Repository,
-    index_id: &str,
     index: &str,
     staging: &Path,
     plans: Vec<ShardPlan>,
@@ -246,7 +210,6 @@ async fn fill_staging(
         Arc::clone(&repo.clock),
     ));
     let mut stats = RestoreStats::default();
-    let _ = index_id;
     for plan in plans {
         let shard_progress = progress.shard(index, plan.shard);
         shard_progress.start_ms.store(
@@ -258,7 +221,7 @@ async fn fill_staging(
         let staging = Arc::new(staging.to_path_buf());
         {
             let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
-            blocking_io(move || create_entries(&staging, &files)).await?;
+            crate::task::blocking("restore", move || create_entries(&staging, &files)).await?;
         }
         for f in files.iter().filter(|f| f.kind == FileKind::File) {
             ShardProgress::add(&shard_progress.total_files, 1);
@@ -282,7 +245,9 @@ async fn fill_staging(
                 throttle.acquire(end - start).await;
                 let data = repo.store.get_range(&key, start..end).await?;
                 ShardProgress::add(&shard_progress.processed_bytes, end - start);
-                blocking_io(move || {
+                crate::task::blocking("restore", move || {
+                    let mut open: std::collections::HashMap<usize, File> =
+                        std::collections::HashMap::new();
                     for p in &placements {
                         let from = usize::try_from(p.record.offset() - start)
                             .map_err(|_| RepositoryError::corrupted(&key, "offset"))?;
@@ -290,11 +255,18 @@ async fn fill_staging(
                         let raw = pack::decode_chunk(&key, &p.record, &data[from..to])?;
                         for &(file_idx, offset) in &p.targets {
                             let path = staging.join(&files[file_idx].path);
-                            let f = OpenOptions::new()
-                                .write(true)
-                                .custom_flags(libc::O_NOFOLLOW)
-                                .open(&path)
-                                .map_err(|e| RepositoryError::io("opening", &path, e))?;
+                            // Consecutive chunks of a range mostly belong to the same
+                            // files: open each once per range, not once per chunk.
+                            let f = match open.entry(file_idx) {
+                                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                                    OpenOptions::new()
+                                        .write(true)
+                                        .custom_flags(libc::O_NOFOLLOW)
+                                        .open(&path)
+                                        .map_err(|e| RepositoryError::io("opening", &path, e))?,
+                                ),
+                            };
                             f.write_all_at(&raw, offset)
                                 .map_err(|e| RepositoryError::io("writing", &path, e))?;
                         }
@@ -311,7 +283,7 @@ async fn fill_staging(
         shard_progress.set_stage(Stage::Finalize);
         {
             let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
-            blocking_io(move || finish_entries(&staging, &files)).await?;
+            crate::task::blocking("restore", move || finish_entries(&staging, &files)).await?;
         }
         ShardProgress::add(
             &shard_progress.processed_files,

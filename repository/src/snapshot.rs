@@ -22,9 +22,8 @@ use crate::chunker::ChunkerParams;
 use crate::envelope::Kind;
 use crate::fence::Fence;
 use crate::model::{
-    FileEntry, FileKind, IndexEntry, IndexInSnapshot, IndexMetadata, PackRecord, RepositoryData,
-    ShardCounts, ShardFailure, ShardGeneration, ShardSnapshot, SnapshotState, SnapshotStats,
-    SnapshotSummary,
+    FileEntry, FileKind, IndexEntry, IndexInSnapshot, IndexMetadata, PackRecord, ShardCounts,
+    ShardFailure, ShardGeneration, ShardSnapshot, SnapshotState, SnapshotStats, SnapshotSummary,
 };
 use crate::pack::{PackWriter, SealedPack};
 use crate::progress::{Progress, ShardProgress, Stage};
@@ -179,7 +178,7 @@ pub async fn create_snapshot(
             let root_dir = source.root.clone();
             tokio::task::spawn_blocking(move || source::scan(&root_dir))
                 .await
-                .map_err(join_error)?
+                .map_err(|e| crate::task::join_error("snapshot", &e))?
         };
         let mut by_shard: Vec<Vec<ScannedEntry>> = (0..n).map(|_| Vec::new()).collect();
         let scan_error = match scanned {
@@ -361,17 +360,6 @@ fn workers() -> usize {
     std::thread::available_parallelism()
         .map_or(2, std::num::NonZero::get)
         .clamp(1, 4)
-}
-
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(join_error)`
-fn join_error(e: tokio::task::JoinError) -> RepositoryError {
-    RepositoryError::Storage {
-        operation: "snapshot task",
-        key: String::new(),
-        code: None,
-        message: e.to_string(),
-        retryable: false,
-    }
 }
 
 fn add_stats(total: &mut SnapshotStats, s: &SnapshotStats) {
@@ -562,7 +550,9 @@ async fn snapshot_shard(
         }
     }
     drop(reserved);
-    let output = worker.await.map_err(join_error)??;
+    let output = worker
+        .await
+        .map_err(|e| crate::task::join_error("snapshot", &e))??;
 
     progress.set_stage(Stage::Finalize);
     // New generation: old packs + new ones, each chunk's count raised once per snapshot
@@ -737,9 +727,4 @@ fn read_and_pack(
         incremental_files,
         incremental_bytes,
     })
-}
-
-/// Reads the root's view of a snapshot by name.
-pub fn find<'a>(root: &'a RepositoryData, name: &str) -> Option<&'a SnapshotSummary> {
-    root.snapshots.iter().find(|s| s.name == name)
 }
