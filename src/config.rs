@@ -45,6 +45,7 @@ const FIXED_KEYS: &[&str] = &[
     "cluster.name",
     "http.host",
     "http.port",
+    "http.auth.enabled",
     "http.tls.certificate",
     "http.tls.key",
     "path.data",

@@ -9,6 +9,8 @@ use coffer_keystore::KeystoreError;
 pub const USAGE: i32 = 64;
 /// Bad input data: a wrong password, a corrupted file, a missing keystore.
 pub const DATA_ERROR: i32 = 65;
+/// An unknown user or API key (`elasticsearch-users`' `NO_USER`).
+pub const NO_USER: i32 = 67;
 /// An input/output error.
 pub const IO_ERROR: i32 = 74;
 /// A configuration error, e.g. a setting that is not in the keystore.

@@ -118,9 +118,9 @@ pub fn run(
 }
 
 /// A command failure plus optional diagnostic detail shown with `--verbose`.
-struct Failure {
-    error: CliError,
-    detail: Option<String>,
+pub(crate) struct Failure {
+    pub(crate) error: CliError,
+    pub(crate) detail: Option<String>,
 }
 
 impl<E: Into<CliError>> From<E> for Failure {
@@ -132,7 +132,7 @@ impl<E: Into<CliError>> From<E> for Failure {
     }
 }
 
-fn from_keystore(e: KeystoreError) -> Failure {
+pub(crate) fn from_keystore(e: KeystoreError) -> Failure {
     let detail = match &e {
         KeystoreError::Corrupted { detail } => Some((*detail).to_owned()),
         _ => None,
@@ -143,13 +143,13 @@ fn from_keystore(e: KeystoreError) -> Failure {
     }
 }
 
-type Outcome = Result<i32, Failure>;
+pub(crate) type Outcome = Result<i32, Failure>;
 
 /// Serialises read-modify-write cycles of concurrent `coffer keystore` processes so that
 /// two `add`s cannot lose each other's setting.
-struct WriteLock(#[allow(dead_code)] File);
+pub(crate) struct WriteLock(#[allow(dead_code)] File);
 
-fn lock(path: &Path) -> Result<WriteLock, CliError> {
+pub(crate) fn lock(path: &Path) -> Result<WriteLock, CliError> {
     let lock_path = path.with_file_name(format!("{KEYSTORE_FILE_NAME}.lock"));
     if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)
@@ -166,7 +166,7 @@ fn lock(path: &Path) -> Result<WriteLock, CliError> {
     Ok(WriteLock(file))
 }
 
-fn open(path: &Path, term: &Terminal) -> Result<(Keystore, SecretString), Failure> {
+pub(crate) fn open(path: &Path, term: &Terminal) -> Result<(Keystore, SecretString), Failure> {
     let (password, source) = password::existing(path, Some(term))?;
     match Keystore::load(path, &password) {
         Ok(ks) => Ok((ks, password)),

@@ -13,10 +13,12 @@ use coffer_client::{ClientOptions, ClientRegistry, Environment, SecureValue};
 use coffer_keystore::{KEYSTORE_FILE_NAME, Keystore, KeystoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
 use crate::password;
 use crate::terminal::Terminal;
+use crate::tls::{TlsFiles, TlsReloader};
 
 /// The settings `serve` uses, validated.
 #[derive(Debug)]
@@ -35,14 +37,6 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        if settings.get("http.tls.certificate")?.is_some()
-            || settings.get("http.tls.key")?.is_some()
-        {
-            // Refusing is safer than serving plain HTTP to someone who asked for TLS.
-            bail!(
-                "http.tls.certificate / http.tls.key are set, but this build of coffer cannot serve TLS yet; remove them or put a TLS-terminating proxy in front"
-            );
-        }
         Ok(Self {
             node_name: settings
                 .get("node.name")?
@@ -183,15 +177,30 @@ fn secure_loader(config_dir: &Path) -> SecureLoader {
             None => password::existing(&path, None).map_err(|e| e.message)?.0,
         };
         let ks = Keystore::load(&path, &pw).map_err(|e| e.to_string())?;
-        Ok(secure_values(Some(&ks)))
+        let mut values = secure_values(Some(&ks));
+        values.extend(crate::auth_setup::secure_entries(&ks));
+        Ok(values)
     })
 }
 
 pub fn run(config_dir: &Path, settings: &Settings) -> anyhow::Result<()> {
     let config = ServeConfig::from_settings(settings)?;
+    // Loaded first: a wrong path or a key that does not match stops the start before anything
+    // else is opened, and TLS asked for is never served as plain HTTP.
+    let tls = match TlsFiles::from_settings(settings, config_dir)? {
+        Some(files) => {
+            let server_config = files.load()?;
+            Some(TlsReloader::new(files, server_config))
+        }
+        None => None,
+    };
     let keystore = open_keystore(config_dir)?;
     let secure = secure_values(keystore.as_ref());
     let secure_count = keystore.as_ref().map_or(0, |k| k.names().count());
+    // Decided before anything is bound: a server beyond loopback with no one able to log in
+    // must not start at all.
+    let credentials = crate::auth_setup::credential_store(keystore.as_ref())?;
+    let auth_policy = crate::auth_setup::decide(settings, &config.host, &credentials)?;
     drop(keystore);
     let state = load_or_create_node_state(&config.data_path)?;
     tracing::info!(
@@ -234,30 +243,95 @@ pub fn run(config_dir: &Path, settings: &Settings) -> anyhow::Result<()> {
             Arc::new(coffer_repository::clock::SystemClock),
         )
         .map_err(|e| anyhow::anyhow!("loading the state in path.data: {e}"))?;
+        state.security().install(auth_policy, credentials);
+        // Installed before the listener is announced: the default action of these signals
+        // ends the process, so a SIGHUP or SIGTERM sent right after start-up must already
+        // find its handler.
+        let hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let reloads = tokio::spawn(reload_on_sighup(hangup, tls.clone(), state.clone()));
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("binding http.host:http.port [{addr}]"))?;
         let local: SocketAddr = listener.local_addr()?;
-        tracing::info!(%local, "coffer listening on http://{local}");
+        // Middleware (authentication, per-client rate limits) reads the peer address as
+        // `ConnectInfo<SocketAddr>`, in both modes.
+        let app =
+            coffer_api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = state.clone();
-        axum::serve(listener, coffer_api::router(state.clone()))
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                stopping.begin_shutdown();
-            })
-            .await
-            .context("serving HTTP")?;
+        let shutdown = async move {
+            shutdown_signal(terminate, interrupt).await;
+            stopping.begin_shutdown();
+        };
+        match &tls {
+            None => {
+                tracing::info!(%local, "coffer listening on http://{local}");
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                    .context("serving HTTP")?;
+            }
+            Some(tls) => {
+                tracing::info!(
+                    %local,
+                    http.tls.certificate = %tls.files().certificate.display(),
+                    "coffer listening on https://{local}"
+                );
+                tls.serve(listener, app, shutdown)
+                    .await
+                    .context("serving HTTPS")?;
+            }
+        }
+        reloads.abort();
         state.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+/// Reloads, at each SIGHUP, what can change without a restart. A failed reload logs why and
+/// keeps what was in use: a typo in a renewed certificate must not take the API down.
+async fn reload_on_sighup(mut hangup: Signal, tls: Option<TlsReloader>, state: AppState) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP received, reloading");
+        if let Some(tls) = &tls {
+            let files = tls.files();
+            match tls.reload() {
+                Ok(()) => tracing::info!(
+                    http.tls.certificate = %files.certificate.display(),
+                    http.tls.key = %files.key.display(),
+                    "reloaded the TLS certificate and key; new connections use them"
+                ),
+                Err(e) => tracing::error!(
+                    "TLS reload failed, still serving the previous certificate: {e}"
+                ),
+            }
+        }
+        // Users and API keys: the keystore is opened with the non-interactive password
+        // sources (COFFER_KEYSTORE_PASSWORD, the OS keyring), off the async threads.
+        let reloading = state.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload_credentials()).await {
+            Ok(Ok((users, api_keys))) => {
+                tracing::info!(
+                    users,
+                    api_keys,
+                    "reloaded users and API keys from the keystore"
+                );
+            }
+            Ok(Err(e)) => tracing::error!(
+                "reloading users and API keys failed, keeping the previous ones: {e}"
+            ),
+            Err(e) => tracing::error!("reloading users and API keys failed: {e}"),
+        }
+        // Other reloads triggered by SIGHUP belong here, each logging its own failure
+        // without stopping the others.
+    }
+}
+
+async fn shutdown_signal(mut term: Signal, mut int: Signal) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = int.recv() => tracing::info!("SIGINT received, shutting down"),

@@ -28,6 +28,11 @@ impl Terminal {
         }
     }
 
+    /// Whether `--silent` was given.
+    pub fn is_silent(&self) -> bool {
+        self.silent
+    }
+
     /// Informational output; `--silent` suppresses it.
     pub fn println(&self, message: &str) {
         if !self.silent {

@@ -191,3 +191,27 @@ fn a_keystore_that_cannot_be_opened_stops_the_start() {
     );
     assert_eq!(get(server.port, "/").0, 200);
 }
+
+#[test]
+fn a_closed_stderr_does_not_break_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = coffer(&dir.path().join("config"), &dir.path().join("data"), &[]);
+    // Every request logs something at trace, so each one writes to the closed pipe.
+    cmd.env("COFFER_LOG", "trace");
+    let mut server = start(&mut cmd);
+    // Dropping the receiver makes the reader thread stop at the next line and close its
+    // end of the pipe: from then on every log write by the server fails with EPIPE.
+    drop(std::mem::replace(&mut server.stderr, mpsc::channel().1));
+    for round in 0..5 {
+        let resp = reqwest::blocking::get(format!(
+            "http://127.0.0.1:{}/_snapshot/missing",
+            server.port
+        ))
+        .unwrap_or_else(|e| panic!("request {round} after stderr closed: {e}"));
+        assert_eq!(resp.status().as_u16(), 404, "request {round}");
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server exited after its stderr closed"
+    );
+}

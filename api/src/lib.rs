@@ -9,6 +9,7 @@
 pub use error::{ApiResult, EsError};
 pub use state::{AppConfig, AppState, AttachedIndex, SecureLoader};
 
+pub mod auth;
 mod capabilities;
 pub mod error;
 pub mod indices;
@@ -21,6 +22,8 @@ pub mod repo_settings;
 mod repos;
 mod snapshots;
 pub mod state;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
@@ -51,11 +54,13 @@ pub const MAX_BODY: usize = 100 << 20;
 /// The HTTP router over `state`.
 pub fn router(state: AppState) -> Router {
     use axum::routing::{delete, head, post, put};
+    let security = Arc::clone(state.security());
     let routes = Router::new()
         .route("/", get(info).head(info_head))
         .route("/_capabilities", get(capabilities::handler))
         .route("/_cluster/health", get(misc::health))
         .route("/_cluster/health/{index}", get(misc::health))
+        .route("/_security/_authenticate", get(auth::authenticate))
         .route(
             "/_nodes/reload_secure_settings",
             post(misc::reload_secure_settings),
@@ -126,8 +131,11 @@ pub fn router(state: AppState) -> Router {
     // The response middleware wraps the whole router rather than each route: axum adds the
     // `Allow` header of a 405 outside the route's own layers, and the middleware needs it
     // for Elasticsearch's `allowed: [...]` message.
+    // Authentication runs inside the response middleware, so its 401/403/429 answers get
+    // the same `X-Elastic-Product`, `?pretty` and `?error_trace` treatment as any other.
     Router::new()
         .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(security, auth::layer))
         .layer(axum::middleware::from_fn(render::layer))
 }
 

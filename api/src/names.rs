@@ -242,23 +242,24 @@ fn eval_date_math(expr: &str, now: DateTime<Utc>) -> Result<String, String> {
             _ => return Err(format!("operator not supported for date math [{math}]")),
         }
     }
-    Ok(format_java(t, format))
+    format_java(t, format)
 }
 
 fn add(t: DateTime<Utc>, n: i64, unit: char) -> Option<DateTime<Utc>> {
     Some(match unit {
-        'y' => t.with_year(t.year() + i32::try_from(n).ok()?)?,
+        'y' => t.with_year(t.year().checked_add(i32::try_from(n).ok()?)?)?,
         'M' => {
-            let months = i64::from(t.year()) * 12 + i64::from(t.month0()) + n;
+            let months = (i64::from(t.year()) * 12 + i64::from(t.month0())).checked_add(n)?;
             let y = i32::try_from(months.div_euclid(12)).ok()?;
             let m = u32::try_from(months.rem_euclid(12)).ok()? + 1;
             t.with_day(1)?.with_year(y)?.with_month(m)?
         }
-        'w' => t + Duration::weeks(n),
-        'd' => t + Duration::days(n),
-        'h' | 'H' => t + Duration::hours(n),
-        'm' => t + Duration::minutes(n),
-        's' => t + Duration::seconds(n),
+        // Checked: the amount comes from the request, and the unchecked forms panic.
+        'w' => t.checked_add_signed(Duration::try_weeks(n)?)?,
+        'd' => t.checked_add_signed(Duration::try_days(n)?)?,
+        'h' | 'H' => t.checked_add_signed(Duration::try_hours(n)?)?,
+        'm' => t.checked_add_signed(Duration::try_minutes(n)?)?,
+        's' => t.checked_add_signed(Duration::try_seconds(n)?)?,
         _ => return None,
     })
 }
@@ -267,23 +268,31 @@ fn round_down(t: DateTime<Utc>, unit: char) -> Option<DateTime<Utc>> {
     let day = Utc
         .with_ymd_and_hms(t.year(), t.month(), t.day(), 0, 0, 0)
         .single()?;
-    Some(match unit {
-        'y' => Utc.with_ymd_and_hms(t.year(), 1, 1, 0, 0, 0).single()?,
+    // Checked: at the edge of chrono's range (reachable with `now-262000y/w`) the
+    // unchecked `-` panics.
+    match unit {
+        'y' => Utc.with_ymd_and_hms(t.year(), 1, 1, 0, 0, 0).single(),
         'M' => Utc
             .with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
-            .single()?,
-        'w' => day - Duration::days(i64::from(t.weekday().num_days_from_monday())),
-        'd' => day,
-        'h' | 'H' => day + Duration::hours(i64::from(t.hour())),
-        'm' => day + Duration::minutes(i64::from(t.hour() * 60 + t.minute())),
-        's' => t.with_nanosecond(0)?,
-        _ => return None,
-    })
+            .single(),
+        'w' => day.checked_sub_signed(Duration::days(i64::from(
+            t.weekday().num_days_from_monday(),
+        ))),
+        'd' => Some(day),
+        'h' | 'H' => day.checked_add_signed(Duration::hours(i64::from(t.hour()))),
+        'm' => day.checked_add_signed(Duration::minutes(i64::from(t.hour() * 60 + t.minute()))),
+        's' => t.with_nanosecond(0),
+        _ => None,
+    }
 }
 
 /// Formats with the common Java pattern letters (`yyyy`, `MM`, `dd`, `HH`, `mm`, `ss`).
-fn format_java(t: DateTime<Utc>, pattern: &str) -> String {
+/// Any other text is literal: a `%` in the pattern is escaped so that it cannot become a
+/// chrono specifier (an invalid one, `{now{%Q}}`, made `to_string` panic; docs/fuzzing.md).
+fn format_java(t: DateTime<Utc>, pattern: &str) -> Result<String, String> {
+    use std::fmt::Write as _;
     let chrono_fmt = pattern
+        .replace('%', "%%")
         .replace("yyyy", "%Y")
         .replace("uuuu", "%Y")
         .replace("yy", "%y")
@@ -292,7 +301,10 @@ fn format_java(t: DateTime<Utc>, pattern: &str) -> String {
         .replace("HH", "%H")
         .replace("mm", "%M")
         .replace("ss", "%S");
-    t.format(&chrono_fmt).to_string()
+    let mut out = String::new();
+    write!(out, "{}", t.format(&chrono_fmt))
+        .map_err(|_| format!("invalid date format [{pattern}] in date math expression"))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -347,6 +359,25 @@ mod tests {
     }
 
     #[test]
+    fn date_math_formats_are_literal_text_and_edges_do_not_panic() {
+        // Regressions (docs/fuzzing.md): a `%` in the format reached chrono as a specifier and an
+        // unknown one panicked in `to_string`; rounding at chrono's lower edge panicked.
+        let now = Utc.with_ymd_and_hms(2024, 3, 1, 13, 14, 15).unwrap();
+        assert_eq!(resolve_date_math("<n-{now/d{%Q}}>", now).unwrap(), "n-%Q");
+        assert_eq!(
+            resolve_date_math("<n-{now/d{yyyy%MM%}}>", now).unwrap(),
+            "n-2024%03%"
+        );
+        for edge in [
+            "<n-{now-262140y/w}>",
+            "<n-{now-262143y/w}>",
+            "<n-{now+262142y/m}>",
+        ] {
+            let _ = resolve_date_math(edge, now);
+        }
+    }
+
+    #[test]
     fn date_math() {
         let now = Utc.with_ymd_and_hms(2024, 3, 1, 13, 14, 15).unwrap();
         assert_eq!(
@@ -363,5 +394,18 @@ mod tests {
         );
         assert_eq!(resolve_date_math("plain", now).unwrap(), "plain");
         assert!(resolve_date_math("<n-{then}>", now).is_err());
+        // Amounts from the request that overflow are errors, not panics.
+        for huge in [
+            "<n-{now+9999999999999999d}>",
+            "<n-{now-99999999999999w}>",
+            "<n-{now+9223372036854775807s}>",
+            "<n-{now+999999999999M}>",
+            "<n-{now+99999999999y}>",
+            "<n-{now+99999999999999999999h}>",
+            "<n-{now+2147483000y}>",
+            "<n-{now+9223372036854775807M}>",
+        ] {
+            assert!(resolve_date_math(huge, now).is_err(), "{huge}");
+        }
     }
 }

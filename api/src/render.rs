@@ -2,6 +2,7 @@
 //! `?error_trace`, the `X-Elastic-Product` header, and turning a handler panic into a 500
 //! envelope instead of a dropped connection.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 
 use axum::body::Body;
@@ -53,6 +54,13 @@ pub async fn layer(req: Request, next: Next) -> Response {
     if error_trace && let Some(e) = resp.extensions().get::<EsError>().cloned() {
         let status = resp.status();
         let mut r = (status, axum::Json(e.body(true))).into_response();
+        // Keep what the error's own headers say (`WWW-Authenticate` on a 401, `Retry-After`
+        // on a 429); only the body changes.
+        for (name, value) in resp.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                r.headers_mut().append(name.clone(), value.clone());
+            }
+        }
         r.extensions_mut().insert(e);
         resp = r;
     }
@@ -192,26 +200,56 @@ fn glob(pattern: &str, s: &str) -> bool {
 }
 
 /// What remains of each path after matching `key`; an empty remainder is a full match.
+///
+/// Every remainder is a suffix of one of the requested paths, and each suffix is stepped and
+/// kept at most once per key. Without that, each `**` would multiply the list at every level
+/// of the answer (`filter_path=**.**.**…` grows exponentially).
 fn advance<'a>(paths: &[&'a [&'a str]], key: &str) -> Vec<&'a [&'a str]> {
+    let mut visited = HashSet::new();
     let mut out = Vec::new();
     for p in paths {
-        step(p, key, &mut out);
+        step(p, key, &mut visited, &mut out);
     }
+    let mut kept = HashSet::new();
+    out.retain(|r| kept.insert(slice_id(r)));
     out
 }
 
-fn step<'a>(p: &'a [&'a str], key: &str, out: &mut Vec<&'a [&'a str]>) {
-    match p.split_first() {
-        Some((&"**", rest)) => {
-            if rest.is_empty() {
-                out.push(rest);
-            } else {
-                step(rest, key, out);
-            }
-            out.push(p);
+/// Identifies a suffix of one of the parsed paths (they all borrow the same vectors).
+fn slice_id(s: &[&str]) -> (usize, usize) {
+    (s.as_ptr().addr(), s.len())
+}
+
+/// Iterative, not recursive: a run of `**` is as long as the query string allows, and
+/// recursing once per `**` would let a request overflow the stack.
+fn step<'a>(
+    mut p: &'a [&'a str],
+    key: &str,
+    visited: &mut HashSet<(usize, usize)>,
+    out: &mut Vec<&'a [&'a str]>,
+) {
+    loop {
+        if !visited.insert(slice_id(p)) {
+            // Stepped already for this key, and so was everything after it.
+            return;
         }
-        Some((first, rest)) if glob(first, key) => out.push(rest),
-        None | Some(_) => {}
+        match p.split_first() {
+            Some((&"**", rest)) => {
+                // `**` consumes this key and stays, or matches nothing and lets the rest
+                // try the key; at the end it matches everything below.
+                out.push(p);
+                if rest.is_empty() {
+                    out.push(rest);
+                    return;
+                }
+                p = rest;
+            }
+            Some((first, rest)) if glob(first, key) => {
+                out.push(rest);
+                return;
+            }
+            None | Some(_) => return,
+        }
     }
 }
 
@@ -293,5 +331,32 @@ mod tests {
             json!({"snapshots": [{"snapshot": "a", "state": "SUCCESS"}, {"snapshot": "b", "state": "FAILED"}]})
         );
         assert_eq!(filter_path(&v, "nope"), json!({}));
+    }
+
+    /// A request cannot make filtering explode: a long run of `**` over a deep answer
+    /// finishes at once (the remainders are deduplicated) and does not recurse per `**`.
+    #[test]
+    fn filter_path_abuse_stays_cheap() {
+        let mut deep = json!({"leaf": 1});
+        for i in 0..12 {
+            deep = json!({format!("k{i}"): deep.clone(), format!("j{i}"): deep});
+        }
+        let spec = vec!["**"; 60].join(".") + ".leaf";
+        let started = std::time::Instant::now();
+        let out = filter_path(&deep, &spec);
+        assert_eq!(out, deep);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "filter_path took {:?}",
+            started.elapsed()
+        );
+        // Far more `**` than a recursive matcher's stack could take.
+        let spec = vec!["**"; 200_000].join(".") + ".leaf";
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || filter_path(&json!({"a": {"leaf": 1}}), &spec))
+            .unwrap()
+            .join()
+            .expect("filter_path overflowed a small stack");
     }
 }

@@ -132,7 +132,22 @@ pub fn parse(kind: &str, settings: &BTreeMap<String, String>) -> ApiResult<Repos
             "max_restore_bytes_per_sec" => {
                 out.max_restore_bytes_per_sec = Some(parse_byte_size(k, v)?).filter(|n| *n > 0);
             }
-            "location" | "base_path" | "client" => {}
+            "location" | "client" => {}
+            "base_path" => {
+                // Keys are `<base_path>/<key>` in a URL path, where `..` segments would be
+                // resolved (out of the bucket, with path-style addressing).
+                let trimmed = v.trim_matches('/');
+                if v.chars().any(char::is_control)
+                    || (!trimmed.is_empty()
+                        && trimmed
+                            .split('/')
+                            .any(|s| s.is_empty() || s == "." || s == ".."))
+                {
+                    return Err(EsError::illegal_argument(format!(
+                        "invalid [base_path] [{v}]: it must be a relative path without empty, '.' or '..' segments"
+                    )));
+                }
+            }
             "bucket" => {
                 if v.is_empty() {
                     return Err(EsError::illegal_argument("[bucket] must not be empty"));
@@ -279,6 +294,22 @@ mod tests {
         assert!(parse("s3", &s(&[("bucket", "b"), ("canned_acl", "public-read")])).is_err());
         assert!(parse("s3", &s(&[("bucket", "b"), ("canned_acl", "private")])).is_ok());
         assert!(parse("s3", &s(&[("client", "c")])).is_err());
+        for bad in [
+            "../other-bucket",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\u{0}b",
+        ] {
+            assert!(
+                parse("s3", &s(&[("bucket", "b"), ("base_path", bad)])).is_err(),
+                "{bad:?}"
+            );
+        }
+        for good in ["", "/", "a", "/a/b/", "backups/prod..2024"] {
+            parse("s3", &s(&[("bucket", "b"), ("base_path", good)])).unwrap();
+        }
         assert!(parse("nfs", &s(&[])).is_err());
     }
 }

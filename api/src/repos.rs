@@ -236,6 +236,9 @@ pub async fn get(
     params: Params,
 ) -> ApiResult<Response> {
     params.check(&["local", "master_timeout"])?;
+    // Single node: `local` changes nothing, but a value that is not a boolean is refused as
+    // Elasticsearch refuses it.
+    params.bool("local", false)?;
     let selected = select(&state, repo.as_deref().map(String::as_str))?;
     let repos = state.repos();
     let mut out = Map::new();

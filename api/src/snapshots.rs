@@ -499,9 +499,16 @@ pub async fn get(
             {
                 return Err(EsError::snapshot_missing(repo, m));
             }
+            // By name, first occurrence: a linear search per name made `_all` quadratic in
+            // the number of snapshots.
+            let mut by_name: std::collections::HashMap<&str, &SnapshotSummary> =
+                std::collections::HashMap::with_capacity(all.len());
+            for s in &all {
+                by_name.entry(s.name.as_str()).or_insert(s);
+            }
             names_sel
                 .iter()
-                .filter_map(|n| all.iter().find(|s| &s.name == n).cloned())
+                .filter_map(|n| by_name.get(n.as_str()).map(|s| (*s).clone()))
                 .collect()
         };
         for s in selected {
@@ -519,7 +526,8 @@ pub async fn get(
     let key = |r: &(String, SnapshotSummary, Option<Value>)| {
         (sort.key(&r.0, &r.1), r.1.name.clone(), r.0.clone())
     };
-    rows.sort_by_key(key);
+    // Cached: the key clones names, and a comparison sort would build it 2 n log n times.
+    rows.sort_by_cached_key(key);
     if desc {
         rows.reverse();
     }

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::NodeInfo;
+use crate::auth::store::SECURITY_PREFIX;
+use crate::auth::{CredentialStore, Security, SecurityLimits};
 use crate::error::{ApiResult, EsError};
 use crate::persist;
 
@@ -159,6 +161,8 @@ pub(crate) struct Inner {
     pub clients: ClientRegistry,
     pub clock: Arc<dyn Clock>,
     pub secure_loader: SecureLoader,
+    /// Users, API keys and the authentication policy.
+    pub security: Arc<Security>,
     pub repos: Mutex<BTreeMap<String, RepoRuntime>>,
     pub indices: Mutex<BTreeMap<String, IndexRecord>>,
     /// Indices a restore is writing.
@@ -234,11 +238,21 @@ impl AppState {
                 },
             );
         }
+        let mut cache_key = [0u8; 32];
+        getrandom::fill(&mut cache_key)
+            .map_err(|e| format!("no randomness for the authentication cache key: {e}"))?;
+        let security = Arc::new(Security::new(
+            Arc::clone(&clock),
+            SecurityLimits::default(),
+            cache_key,
+        ));
+        zeroize::Zeroize::zeroize(&mut cache_key);
         let inner = Inner {
             config,
             clients,
             clock,
             secure_loader,
+            security,
             repos: Mutex::new(BTreeMap::new()),
             indices: Mutex::new(indices),
             restoring: Mutex::new(HashSet::new()),
@@ -446,10 +460,12 @@ impl AppState {
             roots.first().ok_or_else(refuse)?.join(given)
         };
         // Canonicalise the longest existing ancestor, so a symlink anywhere on the way is
-        // followed before the containment check.
+        // followed before the containment check. A dangling symlink counts as existing (its
+        // canonicalisation then fails): skipping it would let the store create the directory
+        // it points to, outside path.repo.
         let mut existing = candidate.clone();
         let mut tail = Vec::new();
-        while !existing.exists() {
+        while existing.symlink_metadata().is_err() {
             let Some(name) = existing.file_name().map(ToOwned::to_owned) else {
                 return Err(refuse());
             };
@@ -696,13 +712,35 @@ impl AppState {
         &self.0.clients
     }
 
-    /// Re-reads the keystore and reloads every S3 client.
+    /// Authentication: the policy, the users and API keys in force.
+    pub fn security(&self) -> &Arc<Security> {
+        &self.0.security
+    }
+
+    /// Re-reads the keystore (with the usual non-interactive password sources) and swaps in
+    /// its users and API keys; what SIGHUP does. Returns the number of users and keys.
+    pub fn reload_credentials(&self) -> Result<(usize, usize), String> {
+        let secure = (self.0.secure_loader)(None)?;
+        let store = credential_store(&secure).map_err(|e| e.reason.clone())?;
+        self.0.security.replace_store(store);
+        Ok(self.0.security.counts())
+    }
+
+    /// Re-reads the keystore, swaps in its users and API keys, and reloads every S3
+    /// client. The credentials are swapped first and independently: a revoked key must stop
+    /// working even when an S3 client setting fails to reload.
     pub(crate) fn reload_secure_settings(
         &self,
         password: Option<&SecretString>,
     ) -> Result<(), (String, String)> {
-        let secure = (self.0.secure_loader)(password)
+        let mut secure = (self.0.secure_loader)(password)
             .map_err(|reason| ("security_exception".to_owned(), reason))?;
+        let store = credential_store(&secure)
+            .map_err(|e| ("security_exception".to_owned(), e.reason.clone()))?;
+        self.0.security.replace_store(store);
+        let (users, keys) = self.0.security.counts();
+        tracing::info!(users, api_keys = keys, "users and API keys reloaded");
+        secure.retain(|k, _| !k.starts_with(SECURITY_PREFIX));
         self.0
             .clients
             .reload(
@@ -712,6 +750,20 @@ impl AppState {
             )
             .map_err(|e| ("illegal_argument_exception".to_owned(), e.to_string()))
     }
+}
+
+/// The users and API keys among the keystore's entries.
+pub fn credential_store(
+    secure: &BTreeMap<String, SecureValue>,
+) -> Result<CredentialStore, EsError> {
+    use secrecy::ExposeSecret as _;
+    CredentialStore::from_entries(secure.iter().map(|(k, v)| {
+        let text = match v {
+            SecureValue::Text(t) => Some(t.expose_secret()),
+            SecureValue::Bytes(_) => None,
+        };
+        (k.as_str(), text)
+    }))
 }
 
 /// Removes staging directories of restores interrupted by a crash or shutdown

@@ -1081,3 +1081,5 @@ async fn deleting_a_snapshot_keeps_the_blobs_other_snapshots_share() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["_source"], json!({"a": 1}));
 }
+
+mod hostile;

@@ -36,8 +36,31 @@ impl Stream for ByteStream {
 
 impl ByteStream {
     /// Reads everything into memory (for small objects).
-    pub async fn collect(mut self) -> Result<Bytes, Error> {
-        let mut buf = BytesMut::new();
+    pub async fn collect(self) -> Result<Bytes, Error> {
+        self.collect_with_capacity(0).await
+    }
+
+    /// [`collect`](Self::collect) into a buffer sized for `expected` bytes up front (the
+    /// answer's `Content-Length`): growing by doubling instead would copy the body about
+    /// twice and leave a buffer up to twice its size, which for concurrent multi-MiB
+    /// ranged reads is most of the process's memory. A body longer than announced still
+    /// arrives whole (the buffer grows).
+    pub async fn collect_with_capacity(mut self, expected: u64) -> Result<Bytes, Error> {
+        // The announcement is the server's word: never reserve more than this up front.
+        const MAX_PRESIZE: u64 = 64 << 20;
+        let first = match self.inner.next().await {
+            None => return Ok(Bytes::new()),
+            Some(chunk) => chunk?,
+        };
+        // A body that arrives in one piece needs no copy at all.
+        let Some(second) = self.inner.next().await else {
+            return Ok(first);
+        };
+        let cap = usize::try_from(expected.min(MAX_PRESIZE)).unwrap_or(0);
+        let mut buf = BytesMut::with_capacity(cap.max(first.len()));
+        buf.extend_from_slice(&first);
+        drop(first);
+        buf.extend_from_slice(&second?);
         while let Some(chunk) = self.inner.next().await {
             buf.extend_from_slice(&chunk?);
         }
@@ -124,11 +147,8 @@ impl S3Client {
         key: &str,
         range: Option<ByteRange>,
     ) -> Result<Bytes, Error> {
-        self.get_object(bucket, key, range)
-            .await?
-            .body
-            .collect()
-            .await
+        let out = self.get_object(bucket, key, range).await?;
+        out.body.collect_with_capacity(out.body_length).await
     }
 
     async fn get_once(
@@ -270,5 +290,35 @@ async fn next_chunk(mut st: ResumeState) -> Option<(Result<Bytes, Error>, Resume
                 return Some((Err(e), st));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(pieces: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes, Error>> =
+            pieces.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        ByteStream {
+            inner: futures::stream::iter(items).boxed(),
+        }
+    }
+
+    #[tokio::test]
+    async fn collect_with_capacity_joins_pieces_whatever_the_announced_length() {
+        let one = stream(&[b"whole"]).collect_with_capacity(5).await.unwrap();
+        assert_eq!(&one[..], b"whole");
+        let empty = stream(&[]).collect_with_capacity(0).await.unwrap();
+        assert!(empty.is_empty());
+        // Announced too short, too long and absurdly long: the bytes are what arrived.
+        for expected in [3, 11, 12, 1 << 40] {
+            let joined = stream(&[b"hello", b" ", b"world"])
+                .collect_with_capacity(expected)
+                .await
+                .unwrap();
+            assert_eq!(&joined[..], b"hello world", "{expected}");
+        }
+        assert_eq!(&stream(&[b"a", b"b"]).collect().await.unwrap()[..], b"ab");
     }
 }

@@ -142,6 +142,73 @@ mod tests {
         );
     }
 
+    /// `Debug` of everything that holds a client's secure settings, along the whole path
+    /// from the keystore's values to a built client, shows none of them.
+    #[test]
+    fn debug_of_configs_registry_and_clients_shows_no_secret() {
+        use crate::settings::client_configs;
+        use secrecy::{SecretSlice, SecretString};
+        const SECRETS: [&str; 5] = [
+            "AKIDSECRETACCESSKEY1",
+            "SecretKeyValue/With+Chars",
+            "SessionTokenValue",
+            "proxyuservalue",
+            "proxypasswordvalue",
+        ];
+        let mut flat = BTreeMap::new();
+        flat.insert(
+            "s3.client.backup.endpoint".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        );
+        flat.insert(
+            "s3.client.backup.proxy.host".to_owned(),
+            "127.0.0.1".to_owned(),
+        );
+        let text = |v: &str| SecureValue::Text(SecretString::from(v.to_owned()));
+        let mut secure = BTreeMap::new();
+        secure.insert("s3.client.backup.access_key".to_owned(), text(SECRETS[0]));
+        secure.insert(
+            "s3.client.backup.secret_key".to_owned(),
+            SecureValue::Bytes(SecretSlice::from(SECRETS[1].as_bytes().to_vec())),
+        );
+        secure.insert(
+            "s3.client.backup.session_token".to_owned(),
+            text(SECRETS[2]),
+        );
+        secure.insert(
+            "s3.client.backup.proxy.username".to_owned(),
+            text(SECRETS[3]),
+        );
+        secure.insert(
+            "s3.client.backup.proxy.password".to_owned(),
+            text(SECRETS[4]),
+        );
+        let configs = client_configs(&flat, &secure).unwrap();
+        let reg =
+            ClientRegistry::from_configs(&configs, &Environment::empty(), ClientOptions::default())
+                .unwrap();
+        let client = reg.client("backup").unwrap();
+        for (i, shown) in [
+            format!("{secure:?}"),
+            format!("{secure:#?}"),
+            format!("{configs:?}"),
+            format!("{configs:#?}"),
+            format!("{reg:?}"),
+            format!("{reg:#?}"),
+            format!("{client:?}"),
+            format!("{:?}", client.settings()),
+        ]
+        .iter()
+        .enumerate()
+        {
+            for (j, secret) in SECRETS.iter().enumerate() {
+                // The message names the output and the secret by number only.
+                assert!(!shown.contains(secret), "Debug output {i} shows secret {j}");
+            }
+        }
+        assert!(format!("{configs:?}").contains("REDACTED"));
+    }
+
     #[test]
     fn reload_is_all_or_nothing_and_keeps_client_identity() {
         let mut flat = BTreeMap::new();

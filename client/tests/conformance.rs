@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use coffer_client::{
     ByteRange, ClientConfig, ClientOptions, ClientSettings, Credentials, Environment, Error,
-    EtagQuoting, ListMultipartUploadsParams, ListObjectsV2Params, PutMode, S3Client,
+    EtagQuoting, ListMultipartUploadsParams, ListObjectsV2Params, PayloadSha256, PutMode, S3Client,
     SecureClientSettings, UploadOptions,
 };
 use coffer_testfixtures::S3Target;
@@ -175,6 +175,47 @@ async fn basics(c: &S3Client, b: &str) {
             .unwrap()
             .is_empty()
     );
+    precomputed_payload_hash(c, b).await;
+}
+
+/// A caller-computed SHA-256 is signed as is: the right one stores the object, a wrong one
+/// is refused by the server (which recomputes it) and stores nothing.
+async fn precomputed_payload_hash(c: &S3Client, b: &str) {
+    let body = chunk(42, 300_000);
+    let sha: [u8; 32] = Sha256::digest(&body).into();
+    c.put_object_with_sha256(
+        b,
+        "hashed",
+        body.clone(),
+        &PutMode::Overwrite,
+        PayloadSha256::new(sha),
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.get_object_bytes(b, "hashed", None).await.unwrap(), body);
+    let mut wrong = sha;
+    wrong[0] ^= 1;
+    let e = c
+        .put_object_with_sha256(
+            b,
+            "hashed-wrong",
+            body.clone(),
+            &PutMode::Overwrite,
+            PayloadSha256::new(wrong),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e}");
+    assert!(matches!(
+        c.head_object(b, "hashed-wrong").await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    c.delete_object(b, "hashed").await.unwrap();
+    assert_eq!(
+        PayloadSha256::from_hex(&hex::encode(sha)),
+        Some(PayloadSha256::new(sha))
+    );
+    assert_eq!(PayloadSha256::from_hex("zz"), None);
 }
 
 async fn multipart(c: &S3Client, b: &str, total_mib: u64) {

@@ -40,8 +40,11 @@ const KIND_STRING: u8 = 0;
 const KIND_FILE: u8 = 1;
 
 // Bounds on parameters read from a file, so a crafted header cannot make us allocate
-// terabytes or spin for hours before the password check.
-const MAX_M_COST_KIB: u32 = 4 * 1024 * 1024;
+// gigabytes or spin for minutes before the password check. Memory is capped at 1 GiB, and
+// memory × passes at 4 GiB (64× what writers use): the old bounds (4 GiB × 64 passes) let a
+// hostile file cost 4 GiB of RAM and minutes of CPU on every load (docs/fuzzing.md).
+const MAX_M_COST_KIB: u32 = 1024 * 1024;
+const MAX_WORK_KIB: u64 = 4 * 1024 * 1024;
 const MAX_T_COST: u32 = 64;
 const MAX_P_COST: u32 = 64;
 
@@ -67,9 +70,10 @@ impl KdfParams {
     };
 
     fn is_within_bounds(self) -> bool {
-        (8 * self.p_cost..=MAX_M_COST_KIB).contains(&self.m_cost_kib)
+        (1..=MAX_P_COST).contains(&self.p_cost)
+            && (8 * self.p_cost..=MAX_M_COST_KIB).contains(&self.m_cost_kib)
             && (1..=MAX_T_COST).contains(&self.t_cost)
-            && (1..=MAX_P_COST).contains(&self.p_cost)
+            && u64::from(self.m_cost_kib) * u64::from(self.t_cost) <= MAX_WORK_KIB
     }
 }
 
@@ -436,6 +440,58 @@ mod tests {
             decode(&bytes, b"pw"),
             Err(KeystoreError::Corrupted { .. })
         ));
+    }
+
+    fn with_kdf(m: u32, t: u32, p: u32) -> Vec<u8> {
+        let mut bytes = sample(b"pw");
+        bytes.truncate(bytes.len() - DIGEST_LEN);
+        bytes[12..16].copy_from_slice(&m.to_be_bytes());
+        bytes[16..20].copy_from_slice(&t.to_be_bytes());
+        bytes[20..24].copy_from_slice(&p.to_be_bytes());
+        let digest = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&digest);
+        bytes
+    }
+
+    #[test]
+    fn costly_kdf_parameters_from_a_file_are_refused_before_deriving() {
+        // Regression (docs/fuzzing.md): 4 GiB of memory, or 1 GiB × 64 passes, used to be accepted
+        // and derived on load. Each must be refused from the header alone (read_header runs
+        // no key derivation), quickly.
+        let started = std::time::Instant::now();
+        for (m, t, p) in [
+            (4 * 1024 * 1024, 1, 1),
+            (1024 * 1024 + 1, 1, 1),
+            (1024 * 1024, 5, 1),
+            (131_072, 64, 1),
+            (8, 1, 0),
+            (8 * 65, 1, 65),
+            // 8 × p overflowed u32 (a debug-build panic) before p's own bound was checked.
+            (64, 1, 0x2000_0000),
+            (u32::MAX, u32::MAX, u32::MAX),
+        ] {
+            let bytes = with_kdf(m, t, p);
+            assert!(
+                matches!(read_header(&bytes), Err(KeystoreError::Corrupted { .. })),
+                "m={m} t={t} p={p}"
+            );
+            assert!(matches!(
+                decode(&bytes, b"pw"),
+                Err(KeystoreError::Corrupted { .. })
+            ));
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // The largest accepted values still parse (the derivation itself is not run here).
+        for (m, t, p) in [(1024 * 1024, 4, 1), (4096, 64, 64), (65_536, 3, 1)] {
+            assert_eq!(
+                read_header(&with_kdf(m, t, p)).unwrap().kdf,
+                KdfParams {
+                    m_cost_kib: m,
+                    t_cost: t,
+                    p_cost: p
+                }
+            );
+        }
     }
 
     #[test]

@@ -53,8 +53,14 @@ impl Keystore {
     /// Reads and decrypts the keystore at `path`. An empty password opens a keystore that
     /// is not password-protected.
     pub fn load(path: &Path, password: &SecretString) -> Result<Self, KeystoreError> {
-        let bytes = read(path)?;
-        let (header, entries) = format::decode(&bytes, password.expose_secret().as_bytes())?;
+        Self::from_bytes(&read(path)?, password)
+    }
+
+    /// Decrypts a keystore file already read into memory (what [`load`](Self::load) does
+    /// after reading). Damage is `Corrupted`, a wrong password `WrongPassword`; a hostile
+    /// file's key-derivation costs are bounded before any derivation runs.
+    pub fn from_bytes(bytes: &[u8], password: &SecretString) -> Result<Self, KeystoreError> {
+        let (header, entries) = format::decode(bytes, password.expose_secret().as_bytes())?;
         Ok(Self {
             settings: entries.into_iter().collect(),
             loaded_version: header.version,
@@ -65,7 +71,12 @@ impl Keystore {
     /// Whether the file at `path` needs a password, read from its header. The file's
     /// checksum is verified first, so a damaged file is reported as such.
     pub fn is_password_protected(path: &Path) -> Result<bool, KeystoreError> {
-        Ok(format::read_header(&read(path)?)?.password_protected)
+        Self::bytes_are_password_protected(&read(path)?)
+    }
+
+    /// [`is_password_protected`](Self::is_password_protected) of a file already in memory.
+    pub fn bytes_are_password_protected(bytes: &[u8]) -> Result<bool, KeystoreError> {
+        Ok(format::read_header(bytes)?.password_protected)
     }
 
     /// Whether a keystore file exists at `path`.

@@ -2,7 +2,13 @@
 //! quick profile target (`cargo run --release -p coffer-repository --example measure`):
 //! snapshot and restore MB/s of a `mixed` dataset, what `mutate` costs, the PUT count for many
 //! small files, and peak RSS. Environment: `MEASURE_MIB` (default 1024), `MEASURE_SMALL`
-//! (default 20000).
+//! (default 20000), `MEASURE_DATA` (a dataset made beforehand; mutated in place),
+//! `MEASURE_CONCURRENCY`.
+//!
+//! This example runs on the system allocator; the `coffer` binary uses jemalloc with a
+//! dirty-page decay of 0. To measure peak RSS as the binary has it, preload the system's
+//! jemalloc: `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+//! MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0` (Debian package `libjemalloc2`).
 
 use std::path::Path;
 use std::sync::Arc;

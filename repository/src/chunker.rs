@@ -190,6 +190,13 @@ pub struct ChunkRef<'a> {
     pub hash: [u8; 32],
 }
 
+impl ChunkRef<'_> {
+    /// The hash as lowercase hex, the form the metadata stores.
+    pub fn hash_hex(&self) -> String {
+        hex::encode(self.hash)
+    }
+}
+
 /// A streaming content-defined chunker over a reader; see the module documentation.
 ///
 /// It is an [`Iterator`] of owned [`Chunk`]s; [`Chunker::next_ref`] is the borrowing form.

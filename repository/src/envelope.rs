@@ -34,6 +34,10 @@ const COMPRESS_ABOVE: usize = 256;
 /// A decompressed payload larger than this is refused: no metadata blob is legitimately
 /// this big, and a crafted blob must not exhaust memory.
 const MAX_PAYLOAD: usize = 1 << 30;
+/// The largest zstd window a payload may ask for (8 MiB). [`wrap`] compresses at level 3,
+/// whose window is at most 2 MiB; a crafted frame asking for more (zstd would otherwise
+/// accept up to 128 MiB) is refused instead of making the decoder allocate it.
+const MAX_WINDOW_LOG: u32 = 23;
 
 /// What a metadata blob holds; stored in the header so a blob cannot be mistaken for another
 /// kind (a shard generation passed off as a root, say).
@@ -147,11 +151,28 @@ pub fn unwrap(name: &str, expected: Kind, bytes: &[u8]) -> Result<Vec<u8>> {
     }
     let payload = &body[HEADER..];
     if flags & FLAG_ZSTD != 0 {
-        zstd::bulk::decompress(payload, MAX_PAYLOAD)
-            .map_err(|e| bad(&format!("decompression failed: {e}")))
+        decompress(payload, MAX_PAYLOAD).map_err(|e| bad(&format!("decompression failed: {e}")))
     } else {
         Ok(payload.to_vec())
     }
+}
+
+/// Decompresses a payload into a buffer that grows with the output, refusing more than
+/// `limit` bytes. `zstd::bulk::decompress(payload, limit)` reserved `limit` (1 GiB) up
+/// front for every compressed blob, however small (found while writing the fuzz targets,
+/// whose allocator refuses such reservations; docs/fuzzing.md).
+fn decompress(payload: &[u8], limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(payload)?;
+    decoder.window_log_max(MAX_WINDOW_LOG)?;
+    let mut out = Vec::new();
+    decoder.take(limit as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "payload decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok(out)
 }
 
 /// Unwraps a blob and parses its JSON payload.
@@ -236,6 +257,38 @@ mod tests {
                 .to_string()
                 .contains("unknown flags")
         );
+    }
+
+    #[test]
+    fn decompression_allocates_for_the_output_not_the_limit() {
+        // Regression (docs/fuzzing.md): every compressed blob reserved MAX_PAYLOAD (1 GiB).
+        let blob = encode(Kind::Root, &sample()).unwrap();
+        assert_eq!(blob[6], FLAG_ZSTD);
+        let payload = unwrap("index-0", Kind::Root, &blob).unwrap();
+        assert!(payload.capacity() < 1 << 20, "{}", payload.capacity());
+    }
+
+    #[test]
+    fn decompression_bombs_and_huge_windows_are_refused() {
+        let zeros = vec![0u8; 1 << 20];
+        let bomb = zstd::bulk::compress(&zeros, 3).unwrap();
+        assert!(bomb.len() < 1024);
+        let err = decompress(&bomb, 64 << 10).unwrap_err();
+        assert!(err.to_string().contains("more than 65536 bytes"), "{err}");
+        assert_eq!(decompress(&bomb, 1 << 20).unwrap().len(), 1 << 20);
+        // A frame compressed with a 256 MiB window asks the decoder
+        // for that window: refused, not allocated.
+        let mut big = Vec::new();
+        let mut z = zstd::stream::write::Encoder::new(&mut big, 3).unwrap();
+        z.set_parameter(zstd::zstd_safe::CParameter::WindowLog(28))
+            .unwrap();
+        std::io::Write::write_all(&mut z, &zeros).unwrap();
+        z.finish().unwrap();
+        assert!(decompress(&big, MAX_PAYLOAD).is_err());
+        // Trailing garbage after the frame is not ignored.
+        let mut trailing = bomb.clone();
+        trailing.extend_from_slice(b"garbage");
+        assert!(decompress(&trailing, MAX_PAYLOAD).is_err());
     }
 
     proptest::proptest! {

@@ -41,23 +41,36 @@ pub fn join_inside(root: &Path, path: &str) -> Result<PathBuf> {
 }
 
 /// Whether a symlink at `link_path` (relative to the index root) pointing at `target` stays
-/// inside the index, resolving `..` lexically. Absolute targets never do.
+/// inside the index. Absolute targets never do.
+///
+/// The `..` segments must all come first: the kernel resolves `s/..` through `s`, so when `s`
+/// is itself a symlink (to `.`, say) a lexical count of `s/../x` is wrong and the link would
+/// point outside. With the climbing segments first, resolution climbs real directories of
+/// the restored tree (restore never creates an entry under a symlink), then only descends,
+/// into entries that are either real or links checked by this same rule.
 pub fn symlink_stays_inside(link_path: &str, target: &str) -> bool {
     if target.is_empty() || target.starts_with('/') || target.contains('\0') {
         return false;
     }
     // Depth of the directory holding the link.
     let mut depth: i64 = i64::try_from(link_path.split('/').count()).unwrap_or(i64::MAX) - 1;
+    let mut descended = false;
     for seg in target.split('/') {
         match seg {
             "" | "." => {}
             ".." => {
+                if descended {
+                    return false;
+                }
                 depth -= 1;
                 if depth < 0 {
                     return false;
                 }
             }
-            _ => depth += 1,
+            _ => {
+                descended = true;
+                depth += 1;
+            }
         }
     }
     true
@@ -97,5 +110,9 @@ mod tests {
         assert!(!symlink_stays_inside("a/link", "/etc/passwd"));
         assert!(!symlink_stays_inside("a/link", "b/../../../x"));
         assert!(!symlink_stays_inside("a/link", ""));
+        // `..` after a name climbs from wherever that name leads, which may be a symlink.
+        assert!(!symlink_stays_inside("link", "s/../x"));
+        assert!(!symlink_stays_inside("a/b/link", "../c/../d"));
+        assert!(symlink_stays_inside("a/b/link", "../../c/./d"));
     }
 }

@@ -5,7 +5,7 @@
 //! `path.data`) and passes it in; a repository whose newest root is anything else has had
 //! another writer, and is reported as such rather than "repaired".
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
@@ -80,6 +80,21 @@ pub struct Repository {
     pub(crate) store: Arc<dyn BlobStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: RepositorySettings,
+    /// The root last read, shared by the clones of this handle.
+    root_cache: Arc<Mutex<Option<CachedRoot>>>,
+}
+
+/// A decoded root and the listing entry it was read under. Roots are written create-only
+/// and never rewritten, so while the newest `index-N` is listed with the same size and ETag
+/// it holds the same bytes, and [`Repository::load`] skips the read and the decode (one LIST
+/// instead of LIST, GET and a parse of a document that grows with every snapshot).
+/// Elasticsearch keeps its `RepositoryData` in memory the same way.
+#[derive(Debug)]
+struct CachedRoot {
+    generation: u64,
+    size: u64,
+    etag: String,
+    data: RepositoryData,
 }
 
 impl Repository {
@@ -93,6 +108,7 @@ impl Repository {
             store,
             clock,
             settings,
+            root_cache: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -114,11 +130,51 @@ impl Repository {
     /// The newest root generation present, by listing (authoritative; `index.latest` is
     /// only a hint for other readers).
     pub async fn latest_generation(&self) -> Result<Option<u64>> {
+        Ok(self.latest_root().await?.map(|(n, _)| n))
+    }
+
+    /// The newest root generation listed, with its listing entry.
+    async fn latest_root(&self) -> Result<Option<(u64, crate::ObjectMeta)>> {
         let listed = self.store.list(layout::ROOT_PREFIX).await?;
         Ok(listed
-            .iter()
-            .filter_map(|m| layout::parse_root(&m.key))
-            .max())
+            .into_iter()
+            .filter_map(|m| layout::parse_root(&m.key).map(|n| (n, m)))
+            .max_by_key(|(n, _)| *n))
+    }
+
+    /// `index-N` as listed under `meta`: from the cache when the same blob was read before.
+    async fn read_listed_root(
+        &self,
+        generation: u64,
+        meta: &crate::ObjectMeta,
+    ) -> Result<RepositoryData> {
+        let cacheable = !meta.etag.is_empty();
+        if cacheable {
+            let cache = self
+                .root_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.as_ref()
+                && c.generation == generation
+                && c.size == meta.size
+                && c.etag == meta.etag
+            {
+                return Ok(c.data.clone());
+            }
+        }
+        let data = self.read_root(generation).await?;
+        if cacheable {
+            *self
+                .root_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(CachedRoot {
+                generation,
+                size: meta.size,
+                etag: meta.etag.clone(),
+                data: data.clone(),
+            });
+        }
+        Ok(data)
     }
 
     /// Reads and checks `index-N`.
@@ -141,7 +197,8 @@ impl Repository {
         &self,
         expected: ExpectedGeneration,
     ) -> Result<(Option<u64>, RepositoryData)> {
-        let found = self.latest_generation().await?;
+        let latest = self.latest_root().await?;
+        let found = latest.as_ref().map(|(n, _)| *n);
         let consistent = match expected {
             ExpectedGeneration::Unknown => true,
             ExpectedGeneration::Empty => found.is_none(),
@@ -153,9 +210,9 @@ impl Repository {
                 actual: found.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             });
         }
-        match found {
+        match latest {
             None => Ok((None, RepositoryData::default())),
-            Some(n) => Ok((Some(n), self.read_root(n).await?)),
+            Some((n, meta)) => Ok((Some(n), self.read_listed_root(n, &meta).await?)),
         }
     }
 
@@ -337,6 +394,37 @@ mod tests {
             r.read_root(3).await,
             Err(RepositoryError::Corrupted { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_cached_root_is_served_only_while_the_listing_is_unchanged() {
+        let r = repo();
+        let g0 = r.write_root(None, RepositoryData::default()).await.unwrap();
+        let (_, first) = r.load(ExpectedGeneration::At(g0)).await.unwrap();
+        assert!(
+            r.root_cache.lock().unwrap().is_some(),
+            "the root read is cached"
+        );
+        let (_, again) = r.load(ExpectedGeneration::At(g0)).await.unwrap();
+        assert_eq!(again, first);
+        // Rewritten under the same name (never done by coffer; a foreign tool could): the
+        // listing's size and ETag change, so the new bytes are read.
+        let changed = RepositoryData {
+            uuid: "someone-else".into(),
+            generation: g0,
+            ..Default::default()
+        };
+        let bytes = envelope::encode(Kind::Root, &changed).unwrap();
+        r.store
+            .put(&layout::root(g0), Bytes::from(bytes), PutMode::Overwrite)
+            .await
+            .unwrap();
+        let (_, reread) = r.load(ExpectedGeneration::At(g0)).await.unwrap();
+        assert_eq!(reread.uuid, "someone-else");
+        // A newer generation is read, not served from the cache.
+        let g1 = r.write_root(Some(g0), reread).await.unwrap();
+        let (found, newest) = r.load(ExpectedGeneration::At(g1)).await.unwrap();
+        assert_eq!((found, newest.generation), (Some(g1), g1));
     }
 
     #[tokio::test]

@@ -7,11 +7,13 @@
 //! file is complete and synced is the staging directory swapped in, so a failed restore
 //! leaves the previous contents untouched.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -209,7 +211,12 @@ async fn fill_staging(
         repo.settings.max_restore_bytes_per_sec,
         Arc::clone(&repo.clock),
     ));
+    let staging = Arc::new(staging.to_path_buf());
     let mut stats = RestoreStats::default();
+    // Every shard's tree first, then one download stream over all their ranges: restoring
+    // shard by shard would drain the pipeline (and idle the connections) at each boundary.
+    let mut shards = Vec::with_capacity(plans.len());
+    let mut work = Vec::new();
     for plan in plans {
         let shard_progress = progress.shard(index, plan.shard);
         shard_progress.start_ms.store(
@@ -218,7 +225,6 @@ async fn fill_staging(
         );
         shard_progress.set_stage(Stage::Started);
         let files = Arc::new(plan.files);
-        let staging = Arc::new(staging.to_path_buf());
         {
             let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
             crate::task::blocking("restore", move || create_entries(&staging, &files)).await?;
@@ -229,48 +235,33 @@ async fn fill_staging(
             stats.files += 1;
             stats.bytes += f.size;
         }
-        let downloaded: u64 = stream::iter(
-            plan.packs
-                .into_iter()
-                .flat_map(|(key, placements)| ranges(&key, placements)),
-        )
-        .map(|(key, start, end, placements)| {
-            let (files, staging, throttle, shard_progress) = (
-                Arc::clone(&files),
-                Arc::clone(&staging),
-                Arc::clone(&throttle),
-                Arc::clone(&shard_progress),
-            );
+        let remaining: Arc<Vec<AtomicU64>> = Arc::new(
+            files
+                .iter()
+                .map(|f| AtomicU64::new(if f.kind == FileKind::File { f.size } else { 0 }))
+                .collect(),
+        );
+        let shard = StagedShard {
+            files,
+            remaining,
+            progress: shard_progress,
+        };
+        for (key, placements) in plan.packs {
+            for range in ranges(&key, placements) {
+                work.push((shard.clone(), range));
+            }
+        }
+        shards.push(shard);
+    }
+    stats.downloaded = stream::iter(work)
+        .map(|(shard, (key, start, end, placements))| {
+            let (staging, throttle) = (Arc::clone(&staging), Arc::clone(&throttle));
             async move {
                 throttle.acquire(end - start).await;
                 let data = repo.store.get_range(&key, start..end).await?;
-                ShardProgress::add(&shard_progress.processed_bytes, end - start);
+                ShardProgress::add(&shard.progress.processed_bytes, end - start);
                 crate::task::blocking("restore", move || {
-                    let mut open: std::collections::HashMap<usize, File> =
-                        std::collections::HashMap::new();
-                    for p in &placements {
-                        let from = usize::try_from(p.record.offset() - start)
-                            .map_err(|_| RepositoryError::corrupted(&key, "offset"))?;
-                        let to = from + p.record.stored_len() as usize;
-                        let raw = pack::decode_chunk(&key, &p.record, &data[from..to])?;
-                        for &(file_idx, offset) in &p.targets {
-                            let path = staging.join(&files[file_idx].path);
-                            // Consecutive chunks of a range mostly belong to the same
-                            // files: open each once per range, not once per chunk.
-                            let f = match open.entry(file_idx) {
-                                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                                    OpenOptions::new()
-                                        .write(true)
-                                        .custom_flags(libc::O_NOFOLLOW)
-                                        .open(&path)
-                                        .map_err(|e| RepositoryError::io("opening", &path, e))?,
-                                ),
-                            };
-                            f.write_all_at(&raw, offset)
-                                .map_err(|e| RepositoryError::io("writing", &path, e))?;
-                        }
-                    }
+                    write_range(&staging, &shard, &key, start, &data, &placements)?;
                     Ok(end - start)
                 })
                 .await
@@ -279,24 +270,133 @@ async fn fill_staging(
         .buffer_unordered(repo.settings.concurrency.max(1))
         .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
         .await?;
-        stats.downloaded += downloaded;
-        shard_progress.set_stage(Stage::Finalize);
+    for shard in &shards {
+        shard.progress.set_stage(Stage::Finalize);
+        if let Some((i, _)) = shard
+            .remaining
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.load(Ordering::Acquire) != 0)
         {
-            let (files, staging) = (Arc::clone(&files), Arc::clone(&staging));
+            return Err(RepositoryError::corrupted(
+                "restore plan",
+                format!("[{}] was not completely written", shard.files[i].path),
+            ));
+        }
+        {
+            let (files, staging) = (Arc::clone(&shard.files), Arc::clone(&staging));
             crate::task::blocking("restore", move || finish_entries(&staging, &files)).await?;
         }
         ShardProgress::add(
-            &shard_progress.processed_files,
-            ShardProgress::get(&shard_progress.total_files),
+            &shard.progress.processed_files,
+            ShardProgress::get(&shard.progress.total_files),
         );
-        shard_progress.end_ms.store(
+        shard.progress.end_ms.store(
             repo.clock.now().timestamp_millis(),
             std::sync::atomic::Ordering::Relaxed,
         );
-        shard_progress.set_stage(Stage::Done);
         stats.shards += 1;
     }
+    {
+        let staging = Arc::clone(&staging);
+        crate::task::blocking("restore", move || sync_staging(&staging)).await?;
+    }
+    for shard in &shards {
+        shard.progress.set_stage(Stage::Done);
+    }
     Ok(stats)
+}
+
+/// A shard being restored, shared by the tasks writing its ranges.
+#[derive(Clone)]
+struct StagedShard {
+    files: Arc<Vec<FileEntry>>,
+    /// Bytes not yet written, per file: the write that takes a file's count to zero
+    /// finishes that file.
+    remaining: Arc<Vec<AtomicU64>>,
+    progress: Arc<ShardProgress>,
+}
+
+/// Verifies and writes the chunks of one downloaded range, and finishes each file whose
+/// last bytes this was (mode, time) while its handle is open.
+fn write_range(
+    staging: &Path,
+    shard: &StagedShard,
+    key: &str,
+    start: u64,
+    data: &bytes::Bytes,
+    placements: &[Placement],
+) -> Result<()> {
+    let mut open: HashMap<usize, File> = HashMap::new();
+    for p in placements {
+        let from = usize::try_from(p.record.offset() - start)
+            .map_err(|_| RepositoryError::corrupted(key, "offset"))?;
+        let to = from + p.record.stored_len() as usize;
+        if to > data.len() {
+            return Err(RepositoryError::corrupted(key, "chunk beyond its range"));
+        }
+        // A stored chunk is verified in place: a slice of the download, not a copy.
+        let raw = pack::decode_chunk_bytes(key, &p.record, data.slice(from..to))?;
+        for &(file_idx, offset) in &p.targets {
+            let entry = &shard.files[file_idx];
+            let path = staging.join(&entry.path);
+            // Consecutive chunks of a range mostly belong to the same files: open each
+            // once per range, not once per chunk.
+            let f = match open.entry(file_idx) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => v.insert(
+                    OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NOFOLLOW)
+                        .open(&path)
+                        .map_err(|e| RepositoryError::io("opening", &path, e))?,
+                ),
+            };
+            f.write_all_at(&raw, offset)
+                .map_err(|e| RepositoryError::io("writing", &path, e))?;
+            let len = raw.len() as u64;
+            start_writeback(f, offset, len);
+            let before = shard.remaining[file_idx].fetch_sub(len, Ordering::AcqRel);
+            if before < len {
+                return Err(RepositoryError::corrupted(
+                    key,
+                    format!("[{}] receives more bytes than its size", entry.path),
+                ));
+            }
+            if before == len {
+                // Every other write of this file happened before its count reached zero.
+                finish_file(&path, entry, f)?;
+                open.remove(&file_idx);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts writing `len` bytes at `offset` of `file` to disk now, without waiting.
+///
+/// Left alone, the kernel holds a restore's dirty pages until the final [`sync_staging`]
+/// (its background writeback starts at 10% of RAM dirty, or after 30 s), which then waits
+/// for the disk to take the whole index; started here, the disk writes while the next
+/// ranges download. On Linux `POSIX_FADV_DONTNEED` starts writeback of the dirty pages of
+/// the range (and drops only pages that are already clean). Advice: a failure changes
+/// nothing but timing, so it is ignored.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
+/// Mode and modification time of a completely written file (durability comes from one
+/// [`sync_staging`] once everything is written).
+fn finish_file(path: &Path, entry: &FileEntry, file: &File) -> Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(safe_mode(entry.mode)))
+        .map_err(|e| RepositoryError::io("setting mode", path, e))?;
+    file.set_modified(mtime(entry.mtime_ns))
+        .map_err(|e| RepositoryError::io("setting time", path, e))
 }
 
 /// Splits a pack's chunks into ranged reads: neighbours closer than `MERGE_GAP` share a
@@ -364,28 +464,26 @@ fn mtime(ns: i64) -> std::time::SystemTime {
     }
 }
 
-/// Modes, times and durability, then symlinks; directories last and deepest first so that
+/// Modes and times of empty files (the others were finished as they were written), then
+/// symlinks; directories last and deepest first so that
 /// setting a directory's time is not undone by writing inside it.
 fn finish_entries(staging: &Path, files: &[FileEntry]) -> Result<()> {
-    for f in files.iter().filter(|f| f.kind == FileKind::File) {
+    // Files with content were finished as their last bytes were written (`write_range`).
+    for f in files
+        .iter()
+        .filter(|f| f.kind == FileKind::File && f.size == 0)
+    {
         let path = staging.join(&f.path);
         let file = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| RepositoryError::io("opening", &path, e))?;
-        file.set_permissions(fs::Permissions::from_mode(f.mode & 0o7777))
-            .map_err(|e| RepositoryError::io("setting mode", &path, e))?;
-        file.set_modified(mtime(f.mtime_ns))
-            .map_err(|e| RepositoryError::io("setting time", &path, e))?;
-        file.sync_all()
-            .map_err(|e| RepositoryError::io("syncing", &path, e))?;
+        finish_file(&path, f, &file)?;
     }
     for f in files.iter().filter(|f| f.kind == FileKind::Symlink) {
         let path = staging.join(&f.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| RepositoryError::io("creating", parent, e))?;
-        }
+        create_parents_not_through_symlinks(staging, &f.path)?;
         std::os::unix::fs::symlink(f.target.as_deref().unwrap_or_default(), &path)
             .map_err(|e| RepositoryError::io("creating symlink", &path, e))?;
     }
@@ -393,18 +491,73 @@ fn finish_entries(staging: &Path, files: &[FileEntry]) -> Result<()> {
     dirs.sort_by_key(|d| std::cmp::Reverse(d.path.matches('/').count()));
     for d in dirs {
         let path = staging.join(&d.path);
-        fs::set_permissions(&path, fs::Permissions::from_mode(d.mode & 0o7777))
+        fs::set_permissions(&path, fs::Permissions::from_mode(safe_mode(d.mode)))
             .map_err(|e| RepositoryError::io("setting mode", &path, e))?;
         File::open(&path)
-            .and_then(|h| {
-                h.sync_all()?;
-                h.set_modified(mtime(d.mtime_ns))
-            })
+            .and_then(|h| h.set_modified(mtime(d.mtime_ns)))
             .map_err(|e| RepositoryError::io("finishing directory", &path, e))?;
     }
-    File::open(staging)
-        .and_then(|d| d.sync_all())
+    Ok(())
+}
+
+/// Makes everything staged durable with one `syncfs(2)` of the staging directory's
+/// filesystem, before the staged tree is swapped in.
+///
+/// An `fsync` per file and directory costs a journal commit each (about 3 ms on ext4 here:
+/// ~50 s for the 16,000 small files of a 1 GiB `mixed` index, longer than the download);
+/// one `syncfs` commits them all at once. The price: it also flushes whatever else is dirty
+/// on that filesystem, which on a busy machine may take longer than our own files would.
+/// Since Linux 5.8 it reports writeback errors of the filesystem, so a failed write of
+/// ours is not silently lost.
+fn sync_staging(staging: &Path) -> Result<()> {
+    let dir = File::open(staging).map_err(|e| RepositoryError::io("opening", staging, e))?;
+    rustix::fs::syncfs(&dir)
+        .map_err(|e| RepositoryError::io("syncing", staging, std::io::Error::from(e)))?;
+    // syncfs may not report an error that happened before this open on old kernels; the
+    // directory's own fsync is cheap once everything is clean and does.
+    dir.sync_all()
         .map_err(|e| RepositoryError::io("syncing", staging, e))
+}
+
+/// The permission bits restored: setuid and setgid are dropped, so that a crafted
+/// repository cannot plant a set-id executable (restore may run as a privileged user, and
+/// index files never need those bits).
+fn safe_mode(mode: u32) -> u32 {
+    mode & 0o1777
+}
+
+/// Creates the directories above `rel` (a validated relative path) inside `staging`, refusing
+/// to go through a symlink: symlinks are created last, but one symlink entry must not lead
+/// another one (`a -> .` then `a/b/link`) to a place its target check did not see.
+fn create_parents_not_through_symlinks(staging: &Path, rel: &str) -> Result<()> {
+    let mut dir = staging.to_path_buf();
+    let Some((parents, _)) = rel.rsplit_once('/') else {
+        return Ok(());
+    };
+    for seg in parents.split('/') {
+        dir.push(seg);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(RepositoryError::UnsafePath {
+                    path: rel.to_owned(),
+                    reason: "an entry lies under a symlink",
+                });
+            }
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RepositoryError::io(
+                    "creating",
+                    &dir,
+                    std::io::Error::from(std::io::ErrorKind::NotADirectory),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&dir).map_err(|e| RepositoryError::io("creating", &dir, e))?;
+            }
+            Err(e) => return Err(RepositoryError::io("inspecting", &dir, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Puts the staged tree at `target`, moving any previous contents aside first and deleting

@@ -4,9 +4,10 @@
 //! and finally publish a new root. Everything before the root is invisible until the root
 //! is written; a failure or crash before that leaves only garbage for cleanup.
 //!
-//! Pipeline per shard: a blocking worker thread reads, chunks, hashes and packs; sealed
-//! packs go through a one-slot channel to uploads that run concurrently under a shared
-//! limit. Memory is bounded by (workers × (pack + chunk buffers)) + (uploads in flight ×
+//! Pipeline per shard: a blocking worker thread reads, chunks, hashes and packs; a full pack
+//! is sealed only once the worker holds one of the `concurrency` upload permits, and goes
+//! with it through a channel to uploads that run concurrently. Memory is bounded by
+//! (workers × (pack being filled + chunker buffer + compression scratch)) + (concurrency ×
 //! pack size), whatever the size of the data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -16,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::chunker::ChunkerParams;
 use crate::envelope::Kind;
@@ -129,9 +130,9 @@ pub async fn create_snapshot(
     let ctx = Ctx {
         repo,
         fence,
-        // Each parallel shard may hold one reserved permit while it waits for its worker, so
-        // there are always more permits than shards.
-        uploads: Arc::new(Semaphore::new(repo.settings.concurrency.max(1) + workers())),
+        // A worker takes a permit before sealing a pack and the upload returns it: this
+        // bounds the sealed packs in memory to `concurrency`, whatever the shard count.
+        uploads: Arc::new(Semaphore::new(repo.settings.concurrency.max(1))),
         throttle: Arc::new(Throttle::new(
             repo.settings.max_snapshot_bytes_per_sec,
             Arc::clone(&repo.clock),
@@ -483,8 +484,9 @@ async fn snapshot_shard(
         .collect();
 
     // Worker: read, chunk, hash, pack. Sealed packs flow to the uploads below.
-    let (tx, mut rx) = mpsc::channel::<SealedPack>(1);
+    let (tx, mut rx) = mpsc::channel::<(SealedPack, OwnedSemaphorePermit)>(1);
     let worker = {
+        let uploads = Arc::clone(&ctx.uploads);
         let entries = entries.clone();
         let root_dir = root_dir.to_path_buf();
         let params = ctx.params;
@@ -493,8 +495,8 @@ async fn snapshot_shard(
         let progress = Arc::clone(progress);
         tokio::task::spawn_blocking(move || -> std::result::Result<WorkerOutput, ShardError> {
             read_and_pack(
-                &root_dir, &entries, &to_read, known, params, pack_size, compress, &tx, &progress,
-                planned,
+                &root_dir, &entries, &to_read, known, params, pack_size, compress, &tx, &uploads,
+                &progress, planned,
             )
         })
     };
@@ -503,27 +505,13 @@ async fn snapshot_shard(
     let mut uploaded = 0u64;
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut channel_open = true;
-    // An upload permit is reserved *before* a sealed pack is taken from the worker, and the
-    // reservation races the shard's own uploads in one `select!`: the uploads holding permits
-    // keep being polled while this shard waits for one. (Awaiting a permit inside a branch
-    // would stop polling them, and with every permit held by unpolled uploads the snapshot
-    // would deadlock.) Until a permit is reserved the worker blocks on its one-slot channel,
-    // which is what bounds memory.
-    let mut reserved: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    // Each sealed pack arrives with the upload permit its worker took before sealing it, so
+    // a pack is only ever built and waiting, or uploading: this loop takes packs as they
+    // come and keeps polling the uploads, which is what frees permits for the workers.
     while channel_open || !in_flight.is_empty() {
         tokio::select! {
-            permit = Arc::clone(&ctx.uploads).acquire_owned(), if channel_open && reserved.is_none() => {
-                reserved = Some(permit.map_err(|e| RepositoryError::Storage {
-                    operation: "upload",
-                    key: String::new(),
-                    code: None,
-                    message: e.to_string(),
-                    retryable: false,
-                })?);
-            }
-            sealed = rx.recv(), if channel_open && reserved.is_some() => match sealed {
-                Some(pack) => {
-                    let permit = reserved.take();
+            sealed = rx.recv(), if channel_open => match sealed {
+                Some((pack, permit)) => {
                     let key = layout::pack(index_id, shard, &pack.id);
                     let (store, throttle, progress) = (Arc::clone(&repo.store), Arc::clone(&ctx.throttle), Arc::clone(progress));
                     ctx.fence.check()?;
@@ -531,7 +519,13 @@ async fn snapshot_shard(
                         let _permit = permit;
                         let len = pack.bytes.len() as u64;
                         throttle.acquire(len).await;
-                        match store.put(&key, pack.bytes.clone(), PutMode::Create).await {
+                        // The pack's name is its SHA-256: S3 signs it instead of hashing
+                        // the pack again.
+                        let put = match hex_hash(&pack.id) {
+                            Some(sha256) => store.put_hashed(&key, pack.bytes.clone(), PutMode::Create, sha256).await,
+                            None => store.put(&key, pack.bytes.clone(), PutMode::Create).await,
+                        };
+                        match put {
                             // Packs are named by their content: an existing one is this one.
                             Ok(_) | Err(RepositoryError::AlreadyExists { .. }) => {}
                             Err(e) => return Err(e),
@@ -549,7 +543,6 @@ async fn snapshot_shard(
             }
         }
     }
-    drop(reserved);
     let output = worker
         .await
         .map_err(|e| crate::task::join_error("snapshot", &e))??;
@@ -616,20 +609,29 @@ fn hex_hash(h: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Seals the pack being filled and hands it to the uploads, waiting for room (this is the
-/// back-pressure that bounds memory). The writer is reset and keeps its compression state.
-fn seal(writer: &mut PackWriter, tx: &mpsc::Sender<SealedPack>) -> Result<()> {
-    let sealed = writer.finish()?;
+/// Waits for an upload permit, then seals the pack being filled and hands it to the
+/// uploads with the permit. Waiting *before* sealing is the back-pressure that bounds
+/// memory: packs exist only as one being filled per worker plus one per permit. The writer
+/// is reset and keeps its compression state.
+fn seal(
+    writer: &mut PackWriter,
+    tx: &mpsc::Sender<(SealedPack, OwnedSemaphorePermit)>,
+    uploads: &Arc<Semaphore>,
+) -> Result<()> {
     // The receiving side only goes away when an upload failed; that failure is what the
     // snapshot reports, so this error is never the one a user sees.
-    tx.blocking_send(sealed)
-        .map_err(|_| RepositoryError::Storage {
-            operation: "snapshot",
-            key: String::new(),
-            code: None,
-            message: "the upload pipeline stopped".to_owned(),
-            retryable: false,
-        })
+    let stopped = || RepositoryError::Storage {
+        operation: "snapshot",
+        key: String::new(),
+        code: None,
+        message: "the upload pipeline stopped".to_owned(),
+        retryable: false,
+    };
+    // A blocking worker thread, not an async worker: blocking here is what it is for.
+    let permit =
+        futures::executor::block_on(Arc::clone(uploads).acquire_owned()).map_err(|_| stopped())?;
+    let sealed = writer.finish()?;
+    tx.blocking_send((sealed, permit)).map_err(|_| stopped())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -641,7 +643,8 @@ fn read_and_pack(
     params: ChunkerParams,
     pack_size: usize,
     compress: bool,
-    tx: &mpsc::Sender<SealedPack>,
+    tx: &mpsc::Sender<(SealedPack, OwnedSemaphorePermit)>,
+    uploads: &Arc<Semaphore>,
     progress: &ShardProgress,
     mut planned: Vec<Option<FileEntry>>,
 ) -> std::result::Result<WorkerOutput, ShardError> {
@@ -659,9 +662,9 @@ fn read_and_pack(
             let outcome = source::read_file_chunks(root, &entry, &params, |chunk| {
                 chunks.push(hex::encode(chunk.hash));
                 if known.insert(chunk.hash) {
-                    writer.add(chunk.hash, &chunk.data)?;
+                    writer.add(chunk.hash, chunk.data)?;
                     if writer.is_full() {
-                        seal(&mut writer, tx)?;
+                        seal(&mut writer, tx, uploads)?;
                     }
                 }
                 Ok(())
@@ -720,7 +723,7 @@ fn read_and_pack(
         });
     }
     if !writer.is_empty() {
-        seal(&mut writer, tx)?;
+        seal(&mut writer, tx, uploads)?;
     }
     Ok(WorkerOutput {
         files: planned.into_iter().flatten().collect(),

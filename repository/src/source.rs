@@ -20,7 +20,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::chunker::{Chunk, Chunker, ChunkerParams, sha256};
+use crate::chunker::{ChunkRef, Chunker, ChunkerParams, sha256};
 use crate::model::{FileEntry, FileKind};
 use crate::paths::join_inside;
 use crate::{RepositoryError, Result};
@@ -283,7 +283,8 @@ pub enum ReadOutcome {
 }
 
 /// Reads the file `entry` (a [`FileKind::File`] from [`scan`]) and hands its chunks to
-/// `on_chunk` in order; see the module documentation for the protocol.
+/// `on_chunk` in order (each borrowed until the next); see the module documentation for
+/// the protocol.
 ///
 /// Errors: `UnsafePath` for a path that is not a clean relative path or an entry that is not
 /// a file; `Io` for a failure to open or read (other than the file having gone, which is
@@ -292,7 +293,7 @@ pub fn read_file_chunks(
     root: &Path,
     entry: &ScannedEntry,
     params: &ChunkerParams,
-    mut on_chunk: impl FnMut(Chunk) -> Result<()>,
+    mut on_chunk: impl FnMut(ChunkRef<'_>) -> Result<()>,
 ) -> Result<ReadOutcome> {
     if entry.kind != FileKind::File {
         return Err(RepositoryError::UnsafePath {
@@ -334,12 +335,14 @@ pub fn read_file_chunks(
     let mut chunker = Chunker::new(&file, *params);
     let mut read = 0u64;
     loop {
-        let chunk = match chunker.next_chunk() {
+        // Borrowed from the chunker's buffer: the pack copies (or compresses) it anyway, so
+        // an owned copy per chunk would only cost a memcpy and a buffer.
+        let chunk = match chunker.next_ref() {
             Ok(Some(c)) => c,
             Ok(None) => break,
             Err(e) => return Err(RepositoryError::io("cannot read", abs, e)),
         };
-        read += chunk.len() as u64;
+        read += chunk.data.len() as u64;
         // Past the size it had when opened: it is growing, and what was read is not the
         // content of any one moment.
         if read > before.len() {
@@ -551,8 +554,8 @@ mod tests {
     fn read_all(root: &Path, e: &ScannedEntry) -> (ReadOutcome, Vec<u8>) {
         let mut out = Vec::new();
         let outcome = read_file_chunks(root, e, &params(), |c| {
-            assert_eq!(c.hash, sha256(&c.data));
-            out.extend_from_slice(&c.data);
+            assert_eq!(c.hash, sha256(c.data));
+            out.extend_from_slice(c.data);
             Ok(())
         })
         .unwrap();

@@ -74,6 +74,21 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Writes a whole object atomically.
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult>;
 
+    /// [`put`](Self::put) of a blob whose SHA-256 the caller already computed (packs are
+    /// named by theirs). A store that hashes what it writes (S3 signs the payload's SHA-256)
+    /// uses `sha256` instead of hashing `data` a second time. `sha256` must be the digest of
+    /// `data`: S3 refuses a mismatch, other stores ignore it. The default is `put`.
+    async fn put_hashed(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        sha256: [u8; 32],
+    ) -> Result<PutResult> {
+        let _ = sha256;
+        self.put(key, data, mode).await
+    }
+
     /// Reads a whole object with its metadata.
     async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)>;
 

@@ -310,7 +310,7 @@ fn scan_read_pack_and_rebuild_a_tree() {
         let outcome = source::read_file_chunks(root, e, &params, |chunk| {
             chunks.push(chunk.hash_hex());
             if known.insert(chunk.hash) {
-                writer.add(chunk.hash, &chunk.data)?;
+                writer.add(chunk.hash, chunk.data)?;
                 if writer.is_full() {
                     packs.push(writer.finish()?);
                 }

@@ -1,10 +1,12 @@
 //! Test fixtures for coffer (a dev-only crate).
 //!
-//! It will hold: an in-process fake S3 server with independent SigV4 verification and
+//! It holds: an in-process fake S3 server with independent SigV4 verification and
 //! scriptable fault injection, harnesses that start real Garage and Ceph radosgw servers on
-//! loopback, and a deterministic dataset generator.
+//! loopback, a counting proxy that measures the requests and bytes of any S3 client, and a
+//! deterministic dataset generator.
 
 pub mod ceph;
+pub mod counting_proxy;
 pub mod dataset;
 mod error;
 pub mod fake_s3;

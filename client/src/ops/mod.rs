@@ -156,6 +156,11 @@ pub struct S3Request {
     pub body: Bytes,
     /// Replay rule.
     pub idempotency: Idempotency,
+    /// The body's SHA-256 when the caller already computed it (a content-addressed blob
+    /// is named by it): signing then uses it instead of hashing the body a second time. A
+    /// wrong value is not silently accepted: S3 checks the signed hash against the bytes
+    /// it receives and refuses the request (`XAmzContentSHA256Mismatch`).
+    pub payload_sha256: Option<PayloadSha256>,
 }
 
 impl S3Request {
@@ -169,6 +174,7 @@ impl S3Request {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             idempotency: Idempotency::Idempotent,
+            payload_sha256: None,
         }
     }
 
@@ -196,9 +202,44 @@ impl S3Request {
         self
     }
 
+    pub(crate) fn payload_sha256(mut self, sha256: Option<PayloadSha256>) -> S3Request {
+        self.payload_sha256 = sha256;
+        self
+    }
+
     /// Value of a header set on this request.
     pub fn header_value(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A SHA-256 digest of a request body, computed by the caller (see
+/// [`S3Client::put_object_with_sha256`](crate::S3Client::put_object_with_sha256)).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PayloadSha256([u8; 32]);
+
+impl PayloadSha256 {
+    /// The digest as computed by `sha2::Sha256` (or any SHA-256) over the exact body bytes.
+    pub fn new(digest: [u8; 32]) -> PayloadSha256 {
+        PayloadSha256(digest)
+    }
+
+    /// Parses 64 hex digits (either case).
+    pub fn from_hex(hex_digest: &str) -> Option<PayloadSha256> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_digest, &mut out).ok()?;
+        Some(PayloadSha256(out))
+    }
+
+    /// Lower-case hex, the form `x-amz-content-sha256` carries.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for PayloadSha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PayloadSha256({})", self.to_hex())
     }
 }
 

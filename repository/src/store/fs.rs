@@ -44,6 +44,7 @@ impl FsBlobStore {
 
     fn path(&self, key: &str) -> Result<PathBuf> {
         validate_key(key)?;
+        refuse_symlinks(&self.root, key)?;
         Ok(self.root.join(key))
     }
 
@@ -258,6 +259,30 @@ fn walk(
     Ok(())
 }
 
+/// Refuses `key` when an existing part of its path below `root` is a symlink. coffer never
+/// creates one, so one there was planted by someone else who can write the directory; going
+/// through it would read, write, list or delete outside the repository (the listing of a
+/// directory linked to `/etc` would offer its files to cleanup as garbage).
+fn refuse_symlinks(root: &Path, key: &str) -> Result<()> {
+    let mut path = root.to_path_buf();
+    for seg in key.split('/') {
+        path.push(seg);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(RepositoryError::UnsafePath {
+                    path: key.to_owned(),
+                    reason: "a symlink inside the repository (coffer never creates one)",
+                });
+            }
+            Ok(_) => {}
+            // Nothing below a missing part exists yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RepositoryError::io("inspecting", &path, e)),
+        }
+    }
+    Ok(())
+}
+
 fn list_blocking(root: &Path, prefix: &str, temps: bool) -> Result<Vec<ObjectMeta>> {
     let (dir_part, name_prefix) = match prefix.rfind('/') {
         Some(i) => (&prefix[..i], &prefix[i + 1..]),
@@ -265,6 +290,7 @@ fn list_blocking(root: &Path, prefix: &str, temps: bool) -> Result<Vec<ObjectMet
     };
     if !dir_part.is_empty() {
         validate_key(dir_part)?;
+        refuse_symlinks(root, dir_part)?;
     }
     let mut out = Vec::new();
     walk(root, &root.join(dir_part), name_prefix, &mut out, temps)?;

@@ -10,7 +10,8 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 use coffer_client::{
-    ByteRange, ETag, Error as S3Error, EtagQuoting, ListMultipartUploadsParams, S3Client,
+    ByteRange, ETag, Error as S3Error, EtagQuoting, ListMultipartUploadsParams, PayloadSha256,
+    S3Client,
 };
 
 use super::{BlobStore, ObjectMeta, PutMode, PutResult, validate_key};
@@ -54,6 +55,46 @@ impl S3BlobStore {
 
     fn strip<'a>(&self, key: &'a str) -> &'a str {
         key.strip_prefix(self.base.as_str()).unwrap_or(key)
+    }
+}
+
+impl S3BlobStore {
+    async fn put_inner(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        sha256: Option<PayloadSha256>,
+    ) -> Result<PutResult> {
+        let full = self.full(key)?;
+        let s3_mode = match &mode {
+            PutMode::Overwrite => coffer_client::PutMode::Overwrite,
+            PutMode::Create => coffer_client::PutMode::Create,
+            PutMode::Update(etag) => coffer_client::PutMode::Update(ETag::parse(etag)),
+        };
+        let result = match sha256 {
+            Some(h) => {
+                self.client
+                    .put_object_with_sha256(&self.bucket, &full, data, &s3_mode, h)
+                    .await
+            }
+            None => {
+                self.client
+                    .put_object(&self.bucket, &full, data, &s3_mode)
+                    .await
+            }
+        };
+        match result {
+            Ok(out) => Ok(PutResult {
+                etag: out.etag.as_str().to_owned(),
+            }),
+            Err(S3Error::PreconditionFailed(_)) if mode == PutMode::Create => {
+                Err(RepositoryError::AlreadyExists {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => Err(map_err("put", key, e)),
+        }
     }
 }
 
@@ -108,27 +149,18 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<PutResult> {
-        let full = self.full(key)?;
-        let s3_mode = match &mode {
-            PutMode::Overwrite => coffer_client::PutMode::Overwrite,
-            PutMode::Create => coffer_client::PutMode::Create,
-            PutMode::Update(etag) => coffer_client::PutMode::Update(ETag::parse(etag)),
-        };
-        match self
-            .client
-            .put_object(&self.bucket, &full, data, &s3_mode)
+        self.put_inner(key, data, mode, None).await
+    }
+
+    async fn put_hashed(
+        &self,
+        key: &str,
+        data: Bytes,
+        mode: PutMode,
+        sha256: [u8; 32],
+    ) -> Result<PutResult> {
+        self.put_inner(key, data, mode, Some(PayloadSha256::new(sha256)))
             .await
-        {
-            Ok(out) => Ok(PutResult {
-                etag: out.etag.as_str().to_owned(),
-            }),
-            Err(S3Error::PreconditionFailed(_)) if mode == PutMode::Create => {
-                Err(RepositoryError::AlreadyExists {
-                    key: key.to_owned(),
-                })
-            }
-            Err(e) => Err(map_err("put", key, e)),
-        }
     }
 
     async fn get(&self, key: &str) -> Result<(Bytes, ObjectMeta)> {
