@@ -646,19 +646,32 @@ fn render_targets(md: &mut String, r: &Results, micro: &Micro, api: &ApiScale) {
         }),
         growth.map(|g| g <= 0.10),
     );
+    // The SHA-256 case over the most bytes per iteration (data streaming through memory, as
+    // in a snapshot), and the slowest if several: a small buffer hashed over and over from
+    // the CPU cache is not what a snapshot does.
     let hashing = match micro {
-        Micro::Ran(results) => results
-            .iter()
-            .filter(|m| m.id.to_ascii_lowercase().contains("sha256"))
-            .filter_map(|m| m.bytes_per_s().map(|b| (m.id.clone(), b)))
-            .max_by(|a, b| a.1.total_cmp(&b.1)),
+        Micro::Ran(results) => {
+            let sha: Vec<&MicroResult> = results
+                .iter()
+                .filter(|m| m.id.starts_with("sha256/"))
+                .filter(|m| m.bytes_per_s().is_some())
+                .collect();
+            let largest = sha
+                .iter()
+                .filter_map(|m| m.throughput.as_ref().map(|t| t.1))
+                .reduce(f64::max);
+            sha.into_iter()
+                .filter(|m| m.throughput.as_ref().map(|t| t.1) == largest)
+                .filter_map(|m| m.bytes_per_s().map(|b| (m.id.clone(), b)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        }
         Micro::NotRun(_) => None,
     };
     row(
         "hashing",
         "≥ 1.5 GB/s/core",
         hashing.as_ref().map_or("not run".into(), |(id, b)| {
-            format!("{:.2} GB/s (`{id}`)", b / 1e9)
+            format!("{:.2} GB/s (`{id}`, the largest input; all SHA-256 cases in the microbenchmark table)", b / 1e9)
         }),
         hashing.map(|(_, b)| b >= 1.5e9),
     );
