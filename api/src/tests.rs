@@ -325,6 +325,25 @@ async fn repository_lifecycle_and_errors() {
     assert_eq!(b, json!({}));
 }
 
+/// Registers the `fs` repository `r` (location `r`), creates `index` and puts document `1`
+/// into it: the starting point of most snapshot tests.
+async fn fs_repository_and_index(st: &AppState, index: &str) {
+    let (s, b) = call(
+        st,
+        "PUT",
+        "/_snapshot/r",
+        Some(json!({"type": "fs", "settings": {"location": "r"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = call(st, "PUT", &format!("/{index}"), None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        put_doc(st, index, "1", json!({"a": 1})).await,
+        StatusCode::CREATED
+    );
+}
+
 async fn put_doc(st: &AppState, index: &str, id: &str, body: Value) -> StatusCode {
     call(st, "PUT", &format!("/{index}/_doc/{id}"), Some(body))
         .await
@@ -1004,20 +1023,7 @@ async fn attached_indices_keep_their_state_and_are_protected() {
 async fn a_failed_snapshot_is_answered_as_its_snapshot_info_with_500() {
     let h = harness();
     let st = &h.state;
-    let (s, b) = call(
-        st,
-        "PUT",
-        "/_snapshot/r",
-        Some(json!({"type": "fs", "settings": {"location": "r"}})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, _) = call(st, "PUT", "/i", None).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        put_doc(st, "i", "1", json!({"a": 1})).await,
-        StatusCode::CREATED
-    );
+    fs_repository_and_index(st, "i").await;
     // The repository's `indices` folder becomes a file: every shard write fails.
     let indices = h.repo_root.join("r").join("indices");
     let _ = std::fs::remove_dir_all(&indices);
@@ -1033,22 +1039,9 @@ async fn a_failed_snapshot_is_answered_as_its_snapshot_info_with_500() {
 async fn deleting_a_snapshot_keeps_the_blobs_other_snapshots_share() {
     let h = harness();
     let st = &h.state;
-    let (s, b) = call(
-        st,
-        "PUT",
-        "/_snapshot/r",
-        Some(json!({"type": "fs", "settings": {"location": "r"}})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, _) = call(st, "PUT", "/i", None).await;
-    assert_eq!(s, StatusCode::OK);
     // Small files: a pack's header outweighs its chunks, the case that once sent a fully
     // live pack to repacking, which rewrote the same content-named blob and deleted it.
-    assert_eq!(
-        put_doc(st, "i", "1", json!({"a": 1})).await,
-        StatusCode::CREATED
-    );
+    fs_repository_and_index(st, "i").await;
     for snap in ["s1", "s2"] {
         let (s, b) = call(
             st,

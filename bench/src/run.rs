@@ -465,6 +465,24 @@ impl Env {
         Ok(Manifest::parse(&text)?)
     }
 
+    /// Measures the restore of `mixed` from `snap-1` into a new index, verifies it against
+    /// the source's manifest, then removes it so the next operation starts clean.
+    fn coffer_restore(
+        &mut self,
+        coffer: &CofferServe,
+        meter: &Meter<'_>,
+        pid: u32,
+        expected: &Manifest,
+        what: &str,
+    ) -> Result<Sample> {
+        let sample = meter.in_process(pid, || {
+            coffer.restore("bench", "snap-1", "mixed", "restored-mixed", &mut self.rec)
+        })?;
+        self.verify(&coffer.managed_index_dir("restored-mixed"), expected, what)?;
+        coffer.delete_index("restored-mixed")?;
+        Ok(sample)
+    }
+
     /// Verifies a restored tree against the source's manifest.
     fn verify(&self, restored: &Path, expected: &Manifest, what: &str) -> Result<()> {
         let actual = Manifest::parse(&self.manifest_text(restored)?)?;
@@ -695,16 +713,8 @@ impl Env {
         // Full restore of the first snapshot, verified against the dataset.
         out.push((
             "coffer/restore".to_owned(),
-            meter.in_process(pid, || {
-                coffer.restore("bench", "snap-1", "mixed", "restored-mixed", &mut self.rec)
-            })?,
+            self.coffer_restore(&coffer, &meter, pid, mixed_manifest, "coffer restore")?,
         ));
-        self.verify(
-            &coffer.managed_index_dir("restored-mixed"),
-            mixed_manifest,
-            "coffer restore",
-        )?;
-        coffer.delete_index("restored-mixed")?;
         let target = dir.join("restic-restore");
         let mut restore = Self::restic(&server, "restic-mixed", &restic_cache);
         restore
@@ -839,16 +849,14 @@ impl Env {
         ));
         out.push((
             "coffer/restore".to_owned(),
-            meter.in_process(pid, || {
-                coffer.restore("bench", "snap-1", "mixed", "restored-mixed", &mut self.rec)
-            })?,
+            self.coffer_restore(
+                &coffer,
+                &meter,
+                pid,
+                manifest,
+                "coffer restore (scaling run)",
+            )?,
         ));
-        self.verify(
-            &coffer.managed_index_dir("restored-mixed"),
-            manifest,
-            "coffer restore (scaling run)",
-        )?;
-        coffer.delete_index("restored-mixed")?;
         coffer.stop()?;
         drop(server);
         std::fs::remove_dir_all(&dir)?;

@@ -33,20 +33,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 /// Registers fs repository `r`, creates index `idx` with one document, snapshots it as `s1`.
 async fn repository_with_a_snapshot(st: &AppState) {
-    let (s, b) = call(
-        st,
-        "PUT",
-        "/_snapshot/r",
-        Some(json!({"type": "fs", "settings": {"location": "r"}})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = call(st, "PUT", "/idx", None).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(
-        put_doc(st, "idx", "1", json!({"a": 1})).await,
-        StatusCode::CREATED
-    );
+    fs_repository_and_index(st, "idx").await;
     let (s, b) = call(
         st,
         "PUT",
